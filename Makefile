@@ -1,0 +1,36 @@
+# Two entry points on a fresh clone (only Python >= 3.10 and pip needed):
+#   make demo   set up .venv, then run the main job
+#   make test   set up .venv, then run the default test suite (slow tests left out)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-slow bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	# torch is pinned here: an unpinned torch would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) experiments/sinusoid_demo.py
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) benchmarks/adapt.py
+
+lint: setup
+	$(PY) -m ruff check metarl envs experiments tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

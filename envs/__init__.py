@@ -1,0 +1,1 @@
+"""Task-distribution environments, installed as ``metarl.envs``."""
