@@ -14,6 +14,7 @@ from metarl.core.learners import (
     MetaSGD,
     Reptile,
     TaskBatch,
+    as_task_batch,
     resolve_batching,
     vmap_unsafe_layers,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "TaskBatch",
     "adapt",
     "adapt_batch",
+    "as_task_batch",
     "detach_params",
     "forward_with",
     "map_tasks",

@@ -190,7 +190,7 @@ class MetaLearner(nn.Module):
         ``batch`` has ``support_x, support_y, query_x, query_y`` (attributes or keys), each
         with a leading task dimension. Call ``backward()`` on the result.
         """
-        b = _as_task_batch(batch)
+        b = as_task_batch(batch)
         loss = self.supervised_loss(loss_fn)
         return self.meta_losses(
             loss, (b.support_x, b.support_y), loss, (b.query_x, b.query_y)
@@ -272,7 +272,8 @@ class Reptile(MetaLearner):
         return values + (surrogate - surrogate.detach())
 
 
-def _as_task_batch(batch: Any) -> TaskBatch:
+def as_task_batch(batch: Any) -> TaskBatch:
+    """Read ``support_x, support_y, query_x, query_y`` from attributes or mapping keys."""
     fields = TaskBatch._fields
     if isinstance(batch, Mapping):
         missing = [f for f in fields if f not in batch]

@@ -1,0 +1,44 @@
+"""Evaluation of a meta-learner on held-out supervised tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from metarl.core.learners import MetaLearner, as_task_batch
+from metarl.core.params import detach_params
+
+
+def losses_after_steps(
+    learner: MetaLearner,
+    batch: Any,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    steps: Sequence[int],
+) -> Tensor:
+    """Query loss of every task after ``s`` inner steps on its support set, for each ``s``.
+
+    Returns a tensor ``[len(steps), tasks]``. Adaptation uses the learner's own rule (learned
+    step sizes included) with no meta-gradient graph.
+    """
+    b = as_task_batch(batch)
+    loss = learner.supervised_loss(loss_fn)
+    params = detach_params(learner.params())
+    rows = []
+    for s in steps:
+        adapted = learner.adapt_batch(
+            loss, (b.support_x, b.support_y), steps=s, params=params, first_order=True
+        )
+        adapted = {name: p.detach() for name, p in adapted.items()}
+        rows.append(learner.task_losses(loss, adapted, (b.query_x, b.query_y)).detach())
+    return torch.stack(rows)
+
+
+def mean_and_ci95(values: Tensor) -> tuple[float, float]:
+    """Mean and the half-width of its normal-approximation 95% confidence interval."""
+    values = values.double().flatten()
+    if values.numel() < 2:
+        raise ValueError("need at least two values for a confidence interval")
+    return values.mean().item(), 1.96 * values.std().item() / values.numel() ** 0.5

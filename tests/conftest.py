@@ -1,0 +1,15 @@
+import pytest
+import torch
+
+# The tests use small tensors: one thread is faster than two and avoids oversubscribing the
+# machine when something else runs beside the tests.
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def float64():
+    """Run a test in double precision, restoring the default dtype afterwards."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
