@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml setup.py
 	touch $(STAMP)
 
 demo: setup
-	$(PY) experiments/sinusoid_demo.py
+	$(PY) experiments/sinusoid.py --learner maml --shots 10 --iterations 5000 \
+		--eval-tasks 200 --out runs/demo
 
 test: setup
+	$(PY) -m ruff check metarl envs experiments tests benchmarks
 	$(PY) -m pytest -q
 
 test-slow: setup

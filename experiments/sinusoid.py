@@ -17,6 +17,7 @@ Writes ``<out>/metrics.csv`` (training curve), ``<out>/checkpoint.pt`` and
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import sys
@@ -108,8 +109,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     t0 = time.perf_counter()
     running = 0.0
-    bar = tqdm(range(start, s.iterations), initial=start, total=s.iterations, mininterval=2,
-               desc=f"{s.learner} {s.shots}-shot", file=sys.stdout, disable=None)
+    bar = tqdm(
+        range(start, s.iterations),
+        initial=start,
+        total=s.iterations,
+        mininterval=2,
+        desc=f"{s.learner} {s.shots}-shot",
+        file=sys.stdout,
+        disable=None,
+    )
     for it in bar:
         batch, _ = tasks.sample(s.meta_batch, s.shots, queries, generator)
         loss = learner.meta_loss(batch, F.mse_loss)
@@ -120,26 +128,31 @@ def main(argv: list[str] | None = None) -> dict:
         if (it + 1) % s.log_every == 0:
             wall = elapsed + time.perf_counter() - t0
             logger.log({"step": it + 1, "query_mse": running / s.log_every, "wall_s": wall})
-            bar.set_postfix(query_mse=f"{running / s.log_every:.3f}", it_s=f"{(it + 1 - start) / (time.perf_counter() - t0):.0f}")
+            rate = (it + 1 - start) / (time.perf_counter() - t0)
+            bar.set_postfix(query_mse=f"{running / s.log_every:.3f}", it_s=f"{rate:.0f}")
             running = 0.0
         if (it + 1) % s.checkpoint_every == 0 or it + 1 == s.iterations:
             checkpoint(it + 1)
     train_wall = elapsed + time.perf_counter() - t0
 
+    cli_args = sys.argv[1:] if argv is None else argv
     eval_batch, _ = tasks.sample(
         s.eval_tasks, s.shots, s.eval_points, torch.Generator().manual_seed(s.eval_seed)
     )
     steps = list(range(s.eval_max_steps + 1))
     mse = losses_after_steps(learner, eval_batch, F.mse_loss, steps)
-    curve = {str(k): dict(zip(("mean", "ci95"), mean_and_ci95(mse[k]))) for k in steps}
+    curve = {
+        str(k): dict(zip(("mean", "ci95"), mean_and_ci95(mse[k])), median=mse[k].median().item())
+        for k in steps
+    }
     results = {
         "learner": s.learner,
         "shots": s.shots,
         "mse_after_steps": curve,
         "train_wall_s": round(train_wall, 1),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), "
-        f"torch {torch.__version__}",
-        "command": "python experiments/sinusoid.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}",
+        "command": "python experiments/sinusoid.py " + shlex.join(cli_args),
         "settings": asdict(s),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2))

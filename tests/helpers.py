@@ -20,8 +20,14 @@ class SmallConvNet(nn.Module):
         super().__init__()
         torch.manual_seed(seed)
         self.features = nn.Sequential(
-            nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(4, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.GroupNorm(2, 4),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(4, 4, 3, padding=1),
+            nn.GroupNorm(2, 4),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.head = nn.Linear(4 * 2 * 2, 3)
 
@@ -32,7 +38,7 @@ class SmallConvNet(nn.Module):
 def autograd_maml_loss(
     model: nn.Module, params: Params, support, query, loss_fn, lr, steps, first_order=False
 ) -> Tensor:
-    """Reference MAML query loss for one task with torch.autograd.grad, independent of torch.func."""
+    """Reference MAML query loss for one task with torch.autograd.grad (no torch.func)."""
     x, y = support
     for _ in range(steps):
         loss = loss_fn(forward_with(model, params, x), y)

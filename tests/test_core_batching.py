@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metarl.core import MAML, MetaSGD, Reptile, TaskBatch, stack_params, unstack_params
-
 from helpers import SmallConvNet, tanh_mlp
+from metarl.core import MAML, MetaSGD, Reptile, TaskBatch, stack_params, unstack_params
 
 
 def _mlp_batch(tasks: int = 5) -> TaskBatch:
@@ -41,11 +40,15 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("steps", [1, 3])
-@pytest.mark.parametrize("make_learner", [
-    lambda m, k: MAML(m, inner_lr=0.1, inner_steps=k, batching="vmap"),
-    lambda m, k: MAML(m, inner_lr=0.1, inner_steps=k, first_order=True, batching="vmap"),
-    lambda m, k: MetaSGD(m, inner_lr=(0.01, 0.1), inner_steps=k, batching="vmap"),
-], ids=["maml", "fomaml", "metasgd"])
+@pytest.mark.parametrize(
+    "make_learner",
+    [
+        lambda m, k: MAML(m, inner_lr=0.1, inner_steps=k, batching="vmap"),
+        lambda m, k: MAML(m, inner_lr=0.1, inner_steps=k, first_order=True, batching="vmap"),
+        lambda m, k: MetaSGD(m, inner_lr=(0.01, 0.1), inner_steps=k, batching="vmap"),
+    ],
+    ids=["maml", "fomaml", "metasgd"],
+)
 def test_vmap_and_loop_give_the_same_meta_gradients(float64, case, steps, make_learner):
     make_model, make_batch, loss_fn = CASES[case]
     learner = make_learner(make_model(), steps)

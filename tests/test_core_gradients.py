@@ -8,10 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.functional import hvp
 
+from helpers import autograd_maml_loss, tanh_mlp
 from metarl.core import MAML, MetaSGD, TaskBatch, adapt, named_params
 from metarl.core.params import forward_with
-
-from helpers import autograd_maml_loss, tanh_mlp
 
 
 def _regression_batch(tasks: int, seed: int = 1, n: int = 6) -> TaskBatch:
@@ -51,7 +50,7 @@ def test_maml_meta_gradient_matches_finite_differences(float64, steps):
 
 
 def test_maml_on_linear_regression_matches_closed_form(float64):
-    """y = X w; inner loss mean((Xw - y)^2) has gradient A w - b with A = 2/n X^T X, b = 2/n X^T y."""
+    """y = X w; the loss mean((Xw - y)^2) has gradient A w - b, A = 2/n X^T X, b = 2/n X^T y."""
     torch.manual_seed(0)
     model = nn.Linear(4, 1, bias=False)
     alpha = 0.05
@@ -108,13 +107,22 @@ def test_core_matches_an_autograd_reference(float64, steps, first_order):
     learner = MAML(model, inner_lr=0.1, inner_steps=steps, first_order=first_order)
     batch = _regression_batch(tasks=3)
     ours = _flat_grad(learner, learner.meta_loss(batch, F.mse_loss))
-    ref_loss = sum(
-        autograd_maml_loss(
-            model, named_params(model), (batch.support_x[i], batch.support_y[i]),
-            (batch.query_x[i], batch.query_y[i]), F.mse_loss, 0.1, steps, first_order,
+    ref_loss = (
+        sum(
+            autograd_maml_loss(
+                model,
+                named_params(model),
+                (batch.support_x[i], batch.support_y[i]),
+                (batch.query_x[i], batch.query_y[i]),
+                F.mse_loss,
+                0.1,
+                steps,
+                first_order,
+            )
+            for i in range(3)
         )
-        for i in range(3)
-    ) / 3
+        / 3
+    )
     torch.testing.assert_close(ours, _flat_grad(learner, ref_loss), rtol=1e-10, atol=1e-12)
 
 
@@ -133,7 +141,9 @@ def test_metasgd_step_sizes_get_the_closed_form_meta_gradient(float64):
     inner = learner.supervised_loss(F.mse_loss)
     params = named_params(model)
     g_s = torch.func.grad(inner)(params, support)
-    adapted = {n: (p - learner.rule.lr_of(n) * g_s[n]).detach().requires_grad_() for n, p in params.items()}
+    adapted = {
+        n: (p - learner.rule.lr_of(n) * g_s[n]).detach().requires_grad_() for n, p in params.items()
+    }
     g_q = torch.autograd.grad(inner(adapted, query), list(adapted.values()))
     for name, got, gq in zip(names, alpha_grads, g_q):
         assert got.abs().sum() > 0, f"no meta-gradient reached the step sizes of {name}"
@@ -149,5 +159,6 @@ def test_metasgd_first_order_still_trains_step_sizes(float64):
 
 def test_zero_inner_steps_is_the_initialisation():
     model = tanh_mlp()
-    adapted = adapt(named_params(model), lambda p, d: p["0.weight"].sum(), None, MAML(model).rule, 0)
-    assert all(adapted[n] is p for n, p in named_params(model).items())
+    params = named_params(model)
+    adapted = adapt(params, lambda p, d: p["0.weight"].sum(), None, MAML(model).rule, 0)
+    assert all(adapted[n] is p for n, p in params.items())

@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from helpers import tanh_mlp
 from metarl.core import Reptile, TaskBatch, named_params, reptile_update
 from metarl.core.params import forward_with
-
-from helpers import tanh_mlp
 
 
 def _hand_adapted(model, params, x, y, lr, steps):
@@ -32,11 +31,14 @@ def test_reptile_sgd_step_is_the_interpolation_formula(float64):
         _hand_adapted(model, theta, batch.support_x[i], batch.support_y[i], lr, steps)
         for i in range(tasks)
     ]
-    expected = {n: theta[n] + epsilon * (sum(phi[n] for phi in phis) / tasks - theta[n]) for n in theta}
+    mean_phi = {n: sum(phi[n] for phi in phis) / tasks for n in theta}
+    expected = {n: theta[n] + epsilon * (mean_phi[n] - theta[n]) for n in theta}
 
     loss = learner.meta_losses(
-        learner.supervised_loss(F.mse_loss), (batch.support_x, batch.support_y),
-        learner.supervised_loss(F.mse_loss), (batch.query_x, batch.query_y),
+        learner.supervised_loss(F.mse_loss),
+        (batch.support_x, batch.support_y),
+        learner.supervised_loss(F.mse_loss),
+        (batch.query_x, batch.query_y),
     ).mean()
     opt = torch.optim.SGD(learner.parameters(), lr=epsilon)
     opt.zero_grad()

@@ -26,7 +26,10 @@ def test_editable_install_imports_metarl_envs(tmp_path):
 def test_no_top_level_envs_module_is_installed(tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", "import importlib.util as u; print(u.find_spec('envs'))"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == "None"
 
@@ -34,15 +37,36 @@ def test_no_top_level_envs_module_is_installed(tmp_path):
 def test_wheel_install_imports_metarl_envs(tmp_path):
     wheel_dir, site = tmp_path / "wheel", tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "-w", str(wheel_dir), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheel_dir),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     (wheel,) = wheel_dir.glob("metarl-*.whl")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
-         str(wheel)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
     )
     env = dict(os.environ, PYTHONPATH=str(site))
     assert _probe(env, cwd=tmp_path) == site / "metarl" / "envs" / "__init__.py"

@@ -53,11 +53,15 @@ def test_bad_ranges_are_rejected():
         SinusoidTasks(amplitude=(5.0, 0.1))
 
 
-@pytest.mark.parametrize("make", [
-    lambda m: MAML(m, inner_lr=0.01),
-    lambda m: MetaSGD(m, inner_lr=(0.005, 0.1)),
-    lambda m: Reptile(m, inner_lr=0.02, inner_steps=5),
-], ids=["maml", "metasgd", "reptile"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: MAML(m, inner_lr=0.01),
+        lambda m: MetaSGD(m, inner_lr=(0.005, 0.1)),
+        lambda m: Reptile(m, inner_lr=0.02, inner_steps=5),
+    ],
+    ids=["maml", "metasgd", "reptile"],
+)
 def test_short_meta_training_beats_the_untrained_model(make):
     torch.manual_seed(0)
     learner = make(MLP(1, 1))
@@ -78,8 +82,20 @@ def test_short_meta_training_beats_the_untrained_model(make):
 
 def test_experiment_resume_matches_an_uninterrupted_run(tmp_path):
     exp = _load_experiment()
-    common = ["--learner", "metasgd", "--shots", "5", "--eval-tasks", "20", "--log-every", "10",
-              "--checkpoint-every", "20", "--seed", "3"]
+    common = [
+        "--learner",
+        "metasgd",
+        "--shots",
+        "5",
+        "--eval-tasks",
+        "20",
+        "--log-every",
+        "10",
+        "--checkpoint-every",
+        "20",
+        "--seed",
+        "3",
+    ]
     exp.main([*common, "--iterations", "60", "--out", str(tmp_path / "full")])
     # A run stopped after its checkpoint at 40, then resumed to 60.
     exp.main([*common, "--iterations", "40", "--out", str(tmp_path / "cut")])

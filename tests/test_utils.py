@@ -20,10 +20,15 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["ckpt.pt"]  # no temporary left behind
 
 
+class _Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("cannot pickle this")
+
+
 def test_checkpoint_failure_leaves_the_previous_file(tmp_path):
     path = save_checkpoint({"v": 1}, tmp_path / "ckpt.pt")
-    with pytest.raises(Exception):
-        save_checkpoint({"v": lambda: None}, path)  # unpicklable
+    with pytest.raises(RuntimeError, match="cannot pickle"):
+        save_checkpoint({"v": _Unpicklable()}, path)
     assert load_checkpoint(path)["v"] == 1
     assert len(list(tmp_path.iterdir())) == 1
 

@@ -80,8 +80,7 @@ def map_tasks(
     outputs = []
     for i in range(num_tasks):
         task_args = [
-            pytree.tree_map(lambda t, i=i: t[i], a) if d == 0 else a
-            for a, d in zip(args, in_dims)
+            pytree.tree_map(lambda t, i=i: t[i], a) if d == 0 else a for a, d in zip(args, in_dims)
         ]
         outputs.append(fn(*task_args))
     return _stack_trees(outputs)
