@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
             checkpoint(it + 1)
     train_wall = elapsed + time.perf_counter() - t0
 
-    cli_args = sys.argv[1:] if argv is None else argv
+    # A resumed run gives the same result as an uninterrupted one: record the command without it.
+    cli_args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
     eval_batch, _ = tasks.sample(
         s.eval_tasks, s.shots, s.eval_points, torch.Generator().manual_seed(s.eval_seed)
     )
