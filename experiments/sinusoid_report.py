@@ -109,10 +109,19 @@ def draw(runs: list[dict], path: Path) -> None:
             smooth = [sum(ys[max(0, i - window) : i + 1]) / (i + 1 - max(0, i - window))
                       for i in range(len(ys))]  # fmt: skip
             ax_curve.plot(xs, smooth, color=line.get_color(), label=label)
-    ax_steps.set(xlabel="inner steps at test time", ylabel="query MSE (600 tasks)", yscale="log",
-                 ylim=(0.01, 10), title="held-out tasks: mean (solid), median (dashed)")
-    ax_curve.set(xlabel="meta-iteration", ylabel="query MSE after adaptation", yscale="log",
-                 title="meta-training (moving average)")
+    ax_steps.set(
+        xlabel="inner steps at test time",
+        ylabel="query MSE (600 tasks)",
+        yscale="log",
+        ylim=(0.01, 10),
+        title="held-out tasks: mean (solid), median (dashed)",
+    )
+    ax_curve.set(
+        xlabel="meta-iteration",
+        ylabel="query MSE after adaptation",
+        yscale="log",
+        title="meta-training (moving average)",
+    )
     ax_steps.legend(fontsize=7)
     ax_curve.legend(fontsize=7)
     fig.tight_layout()

@@ -1,0 +1,103 @@
+"""Multi-armed bandit task distributions.
+
+Bernoulli bandits follow Duan et al., "RL^2" (2016) and Finn et al., "MAML" (2017): each
+task is a vector of k arm probabilities drawn from U[0, 1]; pulling arm a pays 1 with
+probability p_a. Gaussian bandits draw k arm means from N(0, 1) and pay N(mu_a, 1).
+
+An episode is ``pulls`` pulls. With ``pulls=1`` (the MAML setting) every episode is one
+decision from a constant observation; with ``pulls=n`` (the RL^2 setting) the observation
+carries the previous action (one-hot) and reward, so a recurrent policy can adapt within
+the episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from metarl.envs.task_env import TaskEnv, check_fields, vector_field
+
+
+class _Bandit(TaskEnv):
+    """Shared bandit mechanics; subclasses define the task field and the pay-out."""
+
+    field: str
+
+    def __init__(self, arms: int = 5, pulls: int = 1) -> None:
+        if arms < 2:
+            raise ValueError(f"a bandit needs at least 2 arms, got {arms}")
+        if pulls < 1:
+            raise ValueError(f"an episode needs at least 1 pull, got {pulls}")
+        self.arms, self.pulls = int(arms), int(pulls)
+        self.action_space = gym.spaces.Discrete(self.arms)
+        # [one-hot previous arm (k), previous reward]; all zeros before the first pull.
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.arms + 1,), np.float32)
+        self._obs = np.zeros(self.arms + 1, dtype=np.float32)
+        self._t = 0
+        self.set_task(self.draw_task(np.random.default_rng(0)))
+
+    def validate_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
+        check_fields(task, [self.field])
+        return {self.field: self._check_values(task)}
+
+    def apply_task(self, task: dict[str, Any]) -> None:
+        self._values = np.asarray(task[self.field], dtype=np.float64)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._t = 0
+        self._obs[:] = 0.0
+        return self._obs.copy(), {}
+
+    def step(self, action):
+        arm = int(action)
+        if not 0 <= arm < self.arms:
+            raise ValueError(f"action must be an arm in [0, {self.arms - 1}], got {action!r}")
+        reward = self._pay(arm)
+        self._t += 1
+        self._obs[:] = 0.0
+        self._obs[arm] = 1.0
+        self._obs[-1] = reward
+        return self._obs.copy(), reward, self._t >= self.pulls, False, {}
+
+    def _check_values(self, task: Mapping[str, Any]) -> list[float]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _pay(self, arm: int) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+
+class BernoulliBandit(_Bandit):
+    """k-armed Bernoulli bandit; task ``{"probs": [p_1, ..., p_k]}``, p ~ U[0, 1]."""
+
+    field = "probs"
+
+    def draw_task(self, rng: np.random.Generator) -> dict[str, Any]:
+        return {"probs": rng.uniform(0.0, 1.0, self.arms).tolist()}
+
+    def _check_values(self, task: Mapping[str, Any]) -> list[float]:
+        return vector_field(task, "probs", self.arms, 0.0, 1.0)
+
+    def _pay(self, arm: int) -> float:
+        return float(self.np_random.random() < self._values[arm])
+
+
+class GaussianBandit(_Bandit):
+    """k-armed Gaussian bandit; task ``{"means": [mu_1, ..., mu_k]}``, mu ~ N(0, 1).
+
+    Pulling arm a pays N(mu_a, 1).
+    """
+
+    field = "means"
+
+    def draw_task(self, rng: np.random.Generator) -> dict[str, Any]:
+        return {"means": rng.standard_normal(self.arms).tolist()}
+
+    def _check_values(self, task: Mapping[str, Any]) -> list[float]:
+        return vector_field(task, "means", self.arms)
+
+    def _pay(self, arm: int) -> float:
+        return float(self._values[arm] + self.np_random.standard_normal())
