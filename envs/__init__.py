@@ -41,7 +41,11 @@ BUILTIN = {
     "metarl/AntVel-v0": ("metarl.envs.locomotion:AntVel", 200),
     "metarl/AntDir-v0": ("metarl.envs.locomotion:AntDir", 200),
     "metarl/AntGoal-v0": ("metarl.envs.locomotion:AntGoal", 200),
+    # Optional extra metarl[metaworld]; without it, make() raises ImportError saying so.
+    "metarl/MetaWorldML1-v0": ("metarl.envs.metaworld:ML1", 500),
+    "metarl/MetaWorldML10-v0": ("metarl.envs.metaworld:ML10", 500),
 }
+METAWORLD_IDS = ("metarl/MetaWorldML1-v0", "metarl/MetaWorldML10-v0")
 
 
 def _register_builtin() -> None:
@@ -59,6 +63,7 @@ _register_builtin()
 
 __all__ = [
     "BUILTIN",
+    "METAWORLD_IDS",
     "PreviousStepInObservation",
     "TaskDistribution",
     "TaskEnv",

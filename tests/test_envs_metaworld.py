@@ -1,0 +1,45 @@
+"""The Meta-World adapter: a clear error without the extra, the task protocol with it."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import metarl  # noqa: F401
+
+HAS_METAWORLD = importlib.util.find_spec("metaworld") is not None
+
+
+@pytest.mark.skipif(HAS_METAWORLD, reason="checks the message shown when the extra is missing")
+@pytest.mark.parametrize("env_id", ["metarl/MetaWorldML1-v0", "metarl/MetaWorldML10-v0"])
+def test_without_the_extra_make_says_how_to_install_it(env_id):
+    with pytest.raises(ImportError, match=r"metarl\[metaworld\].*mujoco==3.3.0"):
+        gym.make(env_id)
+
+
+@pytest.mark.skipif(not HAS_METAWORLD, reason="needs the optional extra metarl[metaworld]")
+def test_ml1_tasks_change_the_goal_and_step():
+    env = gym.make("metarl/MetaWorldML1-v0", env_name="reach-v3", seed=0).unwrapped
+    tasks = env.sample_tasks(2, np.random.default_rng(0))
+    assert all(t["env_name"] == "reach-v3" for t in tasks)
+    goals = []
+    for index in (0, 1):
+        env.set_task({"env_name": "reach-v3", "index": index})
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
+        obs, reward, terminated, truncated, info = env.step(np.zeros(4, dtype=np.float32))
+        assert np.isfinite(reward) and "success" in info
+        goals.append(env._current._target_pos.copy())
+    assert not np.allclose(goals[0], goals[1])
+
+
+@pytest.mark.skipif(not HAS_METAWORLD, reason="needs the optional extra metarl[metaworld]")
+def test_ml10_splits_hold_their_environments():
+    train = gym.make("metarl/MetaWorldML10-v0", split="train").unwrapped
+    test = gym.make("metarl/MetaWorldML10-v0", split="test").unwrapped
+    names = {t["env_name"] for t in train.sample_tasks(200, np.random.default_rng(0))}
+    held_out = {t["env_name"] for t in test.sample_tasks(100, np.random.default_rng(0))}
+    assert len(names) == 10 and len(held_out) == 5 and not names & held_out
