@@ -96,6 +96,43 @@ class MujocoTaskEnv(TaskEnv):
         return (self._qpos[0] - x_before) / self.dt
 
 
+class _VelocityTask:
+    """Task ``{"velocity": v}`` with v ~ U[velocity_range]; task reward -|v_x - v| + bonus."""
+
+    velocity_range: tuple[float, float]
+    velocity_bonus = 0.0
+
+    def draw_task(self, rng: np.random.Generator) -> dict[str, Any]:
+        return {"velocity": float(rng.uniform(*self.velocity_range))}
+
+    def validate_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
+        check_fields(task, ["velocity"])
+        return {"velocity": number_field(task, "velocity", *self.velocity_range)}
+
+    def apply_task(self, task: dict[str, Any]) -> None:
+        self._target = task["velocity"]
+
+    def _task_reward(self, velocity: float) -> float:
+        return -abs(velocity - self._target) + self.velocity_bonus
+
+
+class _DirectionTask:
+    """Task ``{"direction": d}`` with d in {-1, +1}; task reward d * v_x."""
+
+    def draw_task(self, rng: np.random.Generator) -> dict[str, Any]:
+        return {"direction": float(rng.choice([-1.0, 1.0]))}
+
+    def validate_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
+        check_fields(task, ["direction"])
+        return {"direction": number_field(task, "direction", choices=(-1.0, 1.0))}
+
+    def apply_task(self, task: dict[str, Any]) -> None:
+        self._direction = task["direction"]
+
+    def _task_reward(self, velocity: float) -> float:
+        return self._direction * velocity
+
+
 class _HalfCheetah(MujocoTaskEnv):
     """HalfCheetah base: observation ``[qpos[1:], qvel]`` (17 numbers), control cost 0.05."""
 
@@ -121,40 +158,14 @@ class _HalfCheetah(MujocoTaskEnv):
         raise NotImplementedError
 
 
-class HalfCheetahVel(_HalfCheetah):
+class HalfCheetahVel(_VelocityTask, _HalfCheetah):
     """Run at a target velocity; task ``{"velocity": v}``, v ~ U[0, 2] (MAML paper)."""
 
     velocity_range = (0.0, 2.0)
 
-    def draw_task(self, rng: np.random.Generator) -> dict[str, Any]:
-        return {"velocity": float(rng.uniform(*self.velocity_range))}
 
-    def validate_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
-        check_fields(task, ["velocity"])
-        return {"velocity": number_field(task, "velocity", *self.velocity_range)}
-
-    def apply_task(self, task: dict[str, Any]) -> None:
-        self._target = task["velocity"]
-
-    def _task_reward(self, velocity: float) -> float:
-        return -abs(velocity - self._target)
-
-
-class HalfCheetahDir(_HalfCheetah):
+class HalfCheetahDir(_DirectionTask, _HalfCheetah):
     """Run forwards or backwards; task ``{"direction": d}``, d in {-1, +1} (MAML paper)."""
-
-    def draw_task(self, rng: np.random.Generator) -> dict[str, Any]:
-        return {"direction": float(rng.choice([-1.0, 1.0]))}
-
-    def validate_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
-        check_fields(task, ["direction"])
-        return {"direction": number_field(task, "direction", choices=(-1.0, 1.0))}
-
-    def apply_task(self, task: dict[str, Any]) -> None:
-        self._direction = task["direction"]
-
-    def _task_reward(self, velocity: float) -> float:
-        return self._direction * velocity
 
 
 class _Ant(MujocoTaskEnv):
@@ -221,40 +232,15 @@ _DIVERGENCE_WARNINGS = (
 )
 
 
-class AntVel(_Ant):
+class AntVel(_VelocityTask, _Ant):
     """Walk at a target velocity; task ``{"velocity": v}``, v ~ U[0, 3] (MAML paper)."""
 
     velocity_range = (0.0, 3.0)
-
-    def draw_task(self, rng: np.random.Generator) -> dict[str, Any]:
-        return {"velocity": float(rng.uniform(*self.velocity_range))}
-
-    def validate_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
-        check_fields(task, ["velocity"])
-        return {"velocity": number_field(task, "velocity", *self.velocity_range)}
-
-    def apply_task(self, task: dict[str, Any]) -> None:
-        self._target = task["velocity"]
-
-    def _task_reward(self, velocity: float) -> float:
-        return -abs(velocity - self._target) + 1.0
+    velocity_bonus = 1.0
 
 
-class AntDir(_Ant):
+class AntDir(_DirectionTask, _Ant):
     """Walk forwards or backwards; task ``{"direction": d}``, d in {-1, +1} (MAML paper)."""
-
-    def draw_task(self, rng: np.random.Generator) -> dict[str, Any]:
-        return {"direction": float(rng.choice([-1.0, 1.0]))}
-
-    def validate_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
-        check_fields(task, ["direction"])
-        return {"direction": number_field(task, "direction", choices=(-1.0, 1.0))}
-
-    def apply_task(self, task: dict[str, Any]) -> None:
-        self._direction = task["direction"]
-
-    def _task_reward(self, velocity: float) -> float:
-        return self._direction * velocity
 
 
 class AntGoal(_Ant):

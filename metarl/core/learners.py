@@ -133,14 +133,8 @@ class MetaLearner(nn.Module):
         first_order: bool | None = None,
     ) -> Params:
         """Adapt to one task; ``params`` defaults to the meta-learned initialisation."""
-        return adapt(
-            self.params() if params is None else params,
-            inner_loss,
-            data,
-            self.rule,
-            self.inner_steps if steps is None else steps,
-            self.first_order if first_order is None else first_order,
-        )
+        start, steps, first_order = self._inner_settings(params, steps, first_order)
+        return adapt(start, inner_loss, data, self.rule, steps, first_order)
 
     def adapt_batch(
         self,
@@ -151,15 +145,18 @@ class MetaLearner(nn.Module):
         first_order: bool | None = None,
     ) -> Params:
         """Adapt to every task of ``data`` (leading task dimension); returns batched params."""
+        start, steps, first_order = self._inner_settings(params, steps, first_order)
         return adapt_batch(
+            start, inner_loss, data, self.rule, steps, first_order, self.batching, self.chunk_size
+        )
+
+    def _inner_settings(
+        self, params: Params | None, steps: int | None, first_order: bool | None
+    ) -> tuple[Params, int, bool]:
+        return (
             self.params() if params is None else params,
-            inner_loss,
-            data,
-            self.rule,
             self.inner_steps if steps is None else steps,
             self.first_order if first_order is None else first_order,
-            self.batching,
-            self.chunk_size,
         )
 
     def task_losses(self, loss: InnerLoss, batched_params: Params, data: Any) -> Tensor:
