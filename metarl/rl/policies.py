@@ -1,0 +1,124 @@
+"""Policies as plain modules plus pure distribution functions (safe under ``vmap``).
+
+A policy's ``forward(obs)`` returns the parameters of its action distribution as tensors
+(never a ``torch.distributions`` object, which ``vmap`` cannot return). The static methods
+``log_prob``, ``kl`` and ``sample`` work on those tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import gymnasium as gym
+import torch
+from torch import Tensor, nn
+
+from metarl.supervised.models import MLP
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+class GaussianMLPPolicy(nn.Module):
+    """Diagonal Gaussian policy: MLP mean, state-independent learned log standard deviation.
+
+    The MAML paper's default is two hidden layers of 100 ReLU units (``hidden=(100, 100)``).
+    ``forward`` returns ``(mean, log_std)`` with ``log_std`` broadcast to the mean's shape.
+    """
+
+    discrete = False
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (100, 100),
+        activation: str = "relu",
+        init_std: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+        self.mean = MLP(obs_dim, act_dim, hidden, ACTIVATIONS[activation])
+        self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
+
+    @classmethod
+    def for_env(cls, env_id: str, **kwargs) -> GaussianMLPPolicy:
+        """Size the policy from a registered environment's spaces."""
+        obs_space, act_space = _spaces(env_id)
+        if not isinstance(act_space, gym.spaces.Box):
+            raise TypeError(f"{env_id} has {act_space}; GaussianMLPPolicy needs a Box")
+        return cls(int(obs_space.shape[0]), int(act_space.shape[0]), **kwargs)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        mean = self.mean(obs)
+        return mean, self.log_std.expand_as(mean)
+
+    @staticmethod
+    def log_prob(dist: tuple[Tensor, Tensor], actions: Tensor) -> Tensor:
+        mean, log_std = dist
+        z = (actions - mean) * torch.exp(-log_std)
+        return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    @staticmethod
+    def kl(old: tuple[Tensor, Tensor], new: tuple[Tensor, Tensor]) -> Tensor:
+        """KL(old || new) per step, summed over action dimensions."""
+        (m0, s0), (m1, s1) = old, new
+        var0, var1 = torch.exp(2 * s0), torch.exp(2 * s1)
+        return (s1 - s0 + (var0 + (m0 - m1) ** 2) / (2 * var1) - 0.5).sum(-1)
+
+    @staticmethod
+    def sample(dist: tuple[Tensor, Tensor], generator: torch.Generator | None = None) -> Tensor:
+        mean, log_std = dist
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        return mean + torch.exp(log_std) * noise
+
+
+class CategoricalMLPPolicy(nn.Module):
+    """Categorical policy over ``n`` actions with MLP logits; ``forward`` returns log-probs."""
+
+    discrete = True
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hidden: Sequence[int] = (32,),
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        self.logits = MLP(obs_dim, num_actions, hidden, ACTIVATIONS[activation])
+
+    @classmethod
+    def for_env(cls, env_id: str, **kwargs) -> CategoricalMLPPolicy:
+        obs_space, act_space = _spaces(env_id)
+        if not isinstance(act_space, gym.spaces.Discrete):
+            raise TypeError(f"{env_id} has {act_space}; CategoricalMLPPolicy needs Discrete")
+        return cls(int(obs_space.shape[0]), int(act_space.n), **kwargs)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor]:
+        return (torch.log_softmax(self.logits(obs), dim=-1),)
+
+    @staticmethod
+    def log_prob(dist: tuple[Tensor], actions: Tensor) -> Tensor:
+        (log_probs,) = dist
+        return log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    @staticmethod
+    def kl(old: tuple[Tensor], new: tuple[Tensor]) -> Tensor:
+        (p0,), (p1,) = old, new
+        return (p0.exp() * (p0 - p1)).sum(-1)
+
+    @staticmethod
+    def sample(dist: tuple[Tensor], generator: torch.Generator | None = None) -> Tensor:
+        (log_probs,) = dist
+        flat = log_probs.reshape(-1, log_probs.shape[-1]).exp()
+        return torch.multinomial(flat, 1, generator=generator).view(log_probs.shape[:-1])
+
+
+def _spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
+    env = gym.make(env_id, disable_env_checker=True)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()

@@ -1,0 +1,94 @@
+"""Trust-region policy optimisation steps (Schulman et al., 2015) on any differentiable objective.
+
+The objective may differentiate through inner adaptation (MAML-TRPO): the Fisher-vector
+products are Hessian-vector products of the mean KL, taken by double backward through
+whatever graph ``loss_and_kl`` builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+
+def conjugate_gradient(
+    matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10, tol: float = 1e-10
+) -> Tensor:
+    """Solve ``A x = b`` for symmetric positive-definite ``A`` given only ``x -> A x``."""
+    x = torch.zeros_like(b)
+    r, p = b.clone(), b.clone()
+    rr = r @ r
+    for _ in range(iterations):
+        if rr < tol:
+            break
+        ap = matvec(p)
+        alpha = rr / (p @ ap)
+        x += alpha * p
+        r -= alpha * ap
+        rr_new = r @ r
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+@dataclass
+class TRPOStats:
+    loss_before: float
+    loss_after: float
+    kl: float
+    step_fraction: float  # 0 when every backtracking step was rejected
+
+
+def trpo_step(
+    params: Sequence[Tensor],
+    loss_and_kl: Callable[[], tuple[Tensor, Tensor]],
+    max_kl: float = 0.01,
+    damping: float = 1e-5,
+    cg_iterations: int = 10,
+    backtrack_ratio: float = 0.5,
+    max_backtracks: int = 15,
+) -> TRPOStats:
+    """One TRPO update of ``params`` in place.
+
+    ``loss_and_kl()`` evaluates the surrogate loss (to minimise) and the mean KL between the
+    data-collecting policy and the policy at the current ``params``. The step direction is
+    ``-F^-1 g`` by conjugate gradient, scaled to the KL bound, then halved until the loss
+    improves and the KL stays within ``max_kl``; if no step qualifies, ``params`` are unchanged.
+    """
+    params = list(params)
+    loss, kl = loss_and_kl()
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    g = _flat(grads, params)
+    kl_grads = torch.autograd.grad(kl, params, create_graph=True, allow_unused=True)
+    flat_kl_grad = _flat(kl_grads, params)
+
+    def fisher_vector(v: Tensor) -> Tensor:
+        hv = torch.autograd.grad(flat_kl_grad @ v, params, retain_graph=True, allow_unused=True)
+        return _flat(hv, params) + damping * v
+
+    direction = conjugate_gradient(fisher_vector, -g, cg_iterations)
+    curvature = direction @ fisher_vector(direction)
+    if not torch.isfinite(curvature) or curvature <= 0:
+        return TRPOStats(loss.item(), loss.item(), 0.0, 0.0)
+    full_step = direction * torch.sqrt(2 * max_kl / curvature)
+    old = parameters_to_vector(params).detach()
+    loss_before = loss.item()
+    with torch.no_grad():
+        for k in range(max_backtracks):
+            fraction = backtrack_ratio**k
+            vector_to_parameters(old + fraction * full_step, params)
+            new_loss, new_kl = loss_and_kl()
+            if new_loss.item() < loss_before and new_kl.item() <= max_kl:
+                return TRPOStats(loss_before, new_loss.item(), new_kl.item(), fraction)
+        vector_to_parameters(old, params)
+    return TRPOStats(loss_before, loss_before, 0.0, 0.0)
+
+
+def _flat(grads: Sequence[Tensor | None], params: Sequence[Tensor]) -> Tensor:
+    return torch.cat(
+        [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)]
+    )
