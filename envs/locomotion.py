@@ -11,12 +11,20 @@ Rewards follow Finn, Abbeel and Levine, "MAML" (ICML 2017), section 5.3 and its 
 
 v is the forward (x) velocity of the root (the cheetah's root slider, the ant's torso), a
 finite difference over one environment step. Ant episodes terminate when the torso height
-leaves [0.2, 1.0] or the state is not finite (MuJoCo flagged the step as diverged). The
-horizon (200) is applied at registration.
+leaves [0.2, 1.0] or the state is not finite (MuJoCo's automatic reset of diverged
+simulations is switched off, so divergence shows). The horizon (200) is applied at
+registration.
 
-Each ``step`` is one ``mujoco.mj_step`` call of ``frame_skip`` substeps (plus
-``mj_rnePostConstraint`` for the Ant's contact forces) and a few NumPy operations, so it
-costs little beyond the physics; ``benchmarks/envs.py`` measures the ratio.
+Each ``step`` is one ``mujoco.mj_step`` call of ``frame_skip`` substeps and a few NumPy
+operations, so it costs little beyond the physics; ``benchmarks/envs.py`` measures the
+ratio. The Ant's contact forces ``cfrc_ext`` are those of the state after the step (one
+``mj_forward`` plus ``mj_rnePostConstraint``). Every step starts MuJoCo's constraint solver
+cold (zero warm start), so ``metarl.envs.batched.BatchedMujoco``, which steps many copies at
+once with ``mujoco.rollout``, produces exactly the same trajectories.
+
+The observation, reward and termination are computed by ``observation_from``,
+``reward_terms`` and ``terminated_from``, which accept one state or a batch of states (any
+leading dimensions): the single environment and the batched stepper share them.
 """
 
 from __future__ import annotations
@@ -38,30 +46,43 @@ ASSETS = Path(gym.__file__).parent / "envs" / "mujoco" / "assets"
 class MujocoTaskEnv(TaskEnv):
     """A lean MuJoCo environment on one of Gymnasium's model files.
 
-    Subclasses set ``xml`` and write ``step`` and ``observation``. Resets add uniform noise
-    in [-0.1, 0.1] to the initial positions and Gaussian noise of scale 0.1 to the initial
-    velocities, as Gymnasium's v5 locomotion environments do.
+    Subclasses set ``xml``, the cost weights, ``task_reward`` and the observation. Resets add
+    uniform noise in [-0.1, 0.1] to the initial positions and Gaussian noise of scale 0.1 to
+    the initial velocities, as Gymnasium's v5 locomotion environments do. ``task_params`` is
+    the current task as a flat float array (what the batched stepper stacks per copy).
     """
 
     xml: str
     reset_noise: float = 0.1
+    ctrl_cost_weight: float = 0.0
+    contact_cost_weight: float = 0.0
+    survive_bonus: float = 0.0
+    uses_contact_forces: bool = False
+    task_params: np.ndarray
 
     def __init__(self, frame_skip: int = 5) -> None:
         if frame_skip < 1:
             raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
         self.model_path = str(ASSETS / self.xml)
         self.model = mujoco.MjModel.from_xml_path(self.model_path)
+        # A diverged simulation keeps its non-finite state (MuJoCo would silently reset it),
+        # so that the episode can end on it, in this environment and in the batched stepper.
+        self.model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
         self.data = mujoco.MjData(self.model)
         # Views into the simulator's buffers, cached: each MjData attribute access builds a
         # new array object, which costs more than the arithmetic done with it.
         self._qpos, self._qvel, self._ctrl = self.data.qpos, self.data.qvel, self.data.ctrl
+        self._warmstart = self.data.qacc_warmstart
         self.frame_skip = int(frame_skip)
         self.dt = float(self.model.opt.timestep) * self.frame_skip
         low, high = self.model.actuator_ctrlrange.T.astype(np.float32)
         self.action_space = gym.spaces.Box(low, high, dtype=np.float32)
-        self._half_range = (high - low).astype(np.float64) / 2
+        half_range = (high - low).astype(np.float64) / 2
+        # Actions are divided by the half range in the control cost; skip that when it is 1.
+        self._inv_half_range = None if np.all(half_range == 1) else 1 / half_range
         self._init_qpos = self.model.qpos0.copy()
         self._init_qvel = np.zeros(self.model.nv)
+        self.set_task(self.draw_task(np.random.default_rng(0)))
         mujoco.mj_forward(self.model, self.data)
         size = self.observation().shape[0]
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float64)
@@ -80,20 +101,68 @@ class MujocoTaskEnv(TaskEnv):
         self.data.qpos[:] = qpos
         self.data.qvel[:] = qvel
         mujoco.mj_forward(self.model, self.data)
-        self._post_forward()
 
-    def observation(self) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
+    def observation(self) -> np.ndarray:
+        """The observation of the current state."""
+        return self.observation_from(self._qpos, self._qvel, self.contact_forces(self.data))
 
-    def _post_forward(self) -> None:
-        """Quantities a subclass needs after ``mj_forward`` (the Ant's contact forces)."""
-
-    def _simulate(self, action: np.ndarray) -> float:
-        """Apply ``action`` for ``frame_skip`` substeps; return the root's x velocity."""
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
         x_before = self._qpos[0]
         self._ctrl[:] = action
+        self._warmstart[:] = 0.0  # a cold solver start, exactly as in the batched stepper
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
-        return (self._qpos[0] - x_before) / self.dt
+        velocity = (self._qpos[0] - x_before) / self.dt
+        contact = self.contact_forces(self.data)
+        obs = self.observation_from(self._qpos, self._qvel, contact)
+        task, ctrl, contact_cost = self.reward_terms(
+            velocity, self._qpos, action, contact, self.task_params
+        )
+        reward = float(task - ctrl - contact_cost + self.survive_bonus)
+        terminated = self.terminates and bool(self.terminated_from(self._qpos, obs))
+        info = {
+            "forward_velocity": velocity,
+            "reward_task": float(task),
+            "reward_ctrl": -float(ctrl),
+            "reward_contact": -float(contact_cost),
+        }
+        return obs, reward, terminated, False, info
+
+    # -- shared by the single environment and the batched stepper --------------------------
+    def contact_forces(self, data: mujoco.MjData) -> np.ndarray | None:
+        """Clipped external contact forces of the state in ``data`` (None if unused)."""
+        if not self.uses_contact_forces:
+            return None
+        data.qacc_warmstart[:] = 0.0
+        mujoco.mj_forward(self.model, data)
+        mujoco.mj_rnePostConstraint(self.model, data)
+        return np.clip(data.cfrc_ext[1:].ravel(), -1.0, 1.0)
+
+    def observation_from(self, qpos, qvel, contact):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def task_reward(self, velocity, qpos, params):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def reward_terms(self, velocity, qpos, action, contact, params):
+        """Task reward, control cost and contact cost (each ``[...]``).
+
+        Parameters are indexed as ``params.T[i]`` so that one task's 1-D ``params`` gives a
+        scalar (fast) and a batch's ``[n, p]`` gives a column.
+        """
+        if self._inv_half_range is not None:
+            action = action * self._inv_half_range
+        ctrl = self.ctrl_cost_weight * np.vecdot(action, action)
+        contact_cost = (
+            0.0 if contact is None else self.contact_cost_weight * np.vecdot(contact, contact)
+        )
+        return self.task_reward(velocity, qpos, params), ctrl, contact_cost
+
+    terminates = False
+
+    def terminated_from(self, qpos, obs):
+        """Whether each episode ends (never, unless a subclass sets ``terminates``)."""
+        return np.zeros(np.shape(obs)[:-1], dtype=bool)
 
 
 class _VelocityTask:
@@ -110,10 +179,10 @@ class _VelocityTask:
         return {"velocity": number_field(task, "velocity", *self.velocity_range)}
 
     def apply_task(self, task: dict[str, Any]) -> None:
-        self._target = task["velocity"]
+        self.task_params = np.array([task["velocity"]])
 
-    def _task_reward(self, velocity: float) -> float:
-        return -abs(velocity - self._target) + self.velocity_bonus
+    def task_reward(self, velocity, qpos, params):
+        return -abs(velocity - params.T[0]) + self.velocity_bonus
 
 
 class _DirectionTask:
@@ -127,10 +196,10 @@ class _DirectionTask:
         return {"direction": number_field(task, "direction", choices=(-1.0, 1.0))}
 
     def apply_task(self, task: dict[str, Any]) -> None:
-        self._direction = task["direction"]
+        self.task_params = np.array([task["direction"]])
 
-    def _task_reward(self, velocity: float) -> float:
-        return self._direction * velocity
+    def task_reward(self, velocity, qpos, params):
+        return params.T[0] * velocity
 
 
 class _HalfCheetah(MujocoTaskEnv):
@@ -139,23 +208,8 @@ class _HalfCheetah(MujocoTaskEnv):
     xml = "half_cheetah.xml"
     ctrl_cost_weight = 0.05
 
-    def __init__(self, frame_skip: int = 5) -> None:
-        super().__init__(frame_skip)
-        self.set_task(self.draw_task(np.random.default_rng(0)))
-
-    def observation(self) -> np.ndarray:
-        return np.concatenate((self._qpos[1:], self._qvel))
-
-    def step(self, action):
-        action = np.asarray(action, dtype=np.float64)
-        velocity = self._simulate(action)
-        ctrl_cost = self.ctrl_cost_weight * float(action @ action)
-        task_reward = self._task_reward(velocity)
-        info = {"forward_velocity": velocity, "reward_task": task_reward, "reward_ctrl": -ctrl_cost}
-        return self.observation(), task_reward - ctrl_cost, False, False, info
-
-    def _task_reward(self, velocity: float) -> float:  # pragma: no cover - interface
-        raise NotImplementedError
+    def observation_from(self, qpos, qvel, contact):
+        return np.concatenate((qpos[..., 1:], qvel), axis=-1)
 
 
 class HalfCheetahVel(_VelocityTask, _HalfCheetah):
@@ -172,64 +226,25 @@ class _Ant(MujocoTaskEnv):
     """Ant base: observation ``[qpos[2:], qvel, clip(cfrc_ext[1:], -1, 1)]`` (105 numbers).
 
     The world body's external force is always zero, so it is left out of the observation; the
-    contact cost sums over all bodies either way.
+    contact cost sums over all bodies either way. Episodes end when the torso height leaves
+    ``healthy_z`` or the state is not finite (the simulation diverged).
     """
 
     xml = "ant.xml"
     ctrl_cost_weight = 0.005
     contact_cost_weight = 0.0005
     survive_bonus = 0.05
+    uses_contact_forces = True
+    terminates = True
     healthy_z = (0.2, 1.0)
 
-    def __init__(self, frame_skip: int = 5) -> None:
-        super().__init__(frame_skip)
-        self.set_task(self.draw_task(np.random.default_rng(0)))
+    def observation_from(self, qpos, qvel, contact):
+        return np.concatenate((qpos[..., 2:], qvel, contact), axis=-1)
 
-    def _post_forward(self) -> None:
-        mujoco.mj_rnePostConstraint(self.model, self.data)
-
-    def observation(self) -> np.ndarray:
-        contact = np.clip(self.data.cfrc_ext[1:].ravel(), -1.0, 1.0)
-        return np.concatenate((self._qpos[2:], self._qvel, contact))
-
-    def step(self, action):
-        action = np.asarray(action, dtype=np.float64)
-        # MuJoCo resets a diverged simulation by itself and counts it as a warning.
-        divergences = self._divergences()
-        velocity = self._simulate(action)
-        diverged = self._divergences() != divergences
-        mujoco.mj_rnePostConstraint(self.model, self.data)
-        obs = self.observation()
-        scaled = action / self._half_range
-        ctrl_cost = self.ctrl_cost_weight * float(scaled @ scaled)
-        contact = obs[self.model.nq - 2 + self.model.nv :]
-        contact_cost = self.contact_cost_weight * float(contact @ contact)
-        task_reward = self._task_reward(velocity)
-        reward = task_reward - ctrl_cost - contact_cost + self.survive_bonus
-        z = self._qpos[2]
-        in_range = self.healthy_z[0] <= z <= self.healthy_z[1]
-        healthy = in_range and not diverged and bool(np.isfinite(obs).all())
-        info = {
-            "forward_velocity": velocity,
-            "reward_task": task_reward,
-            "reward_ctrl": -ctrl_cost,
-            "reward_contact": -contact_cost,
-        }
-        return obs, reward, not healthy, False, info
-
-    def _divergences(self) -> int:
-        counters = self.data.warning
-        return sum(counters[w].number for w in _DIVERGENCE_WARNINGS)
-
-    def _task_reward(self, velocity: float) -> float:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-_DIVERGENCE_WARNINGS = (
-    mujoco.mjtWarning.mjWARN_BADQPOS,
-    mujoco.mjtWarning.mjWARN_BADQVEL,
-    mujoco.mjtWarning.mjWARN_BADQACC,
-)
+    def terminated_from(self, qpos, obs):
+        z = qpos[..., 2]
+        in_range = (self.healthy_z[0] <= z) & (z <= self.healthy_z[1])
+        return ~in_range | ~np.isfinite(obs).all(-1)
 
 
 class AntVel(_VelocityTask, _Ant):
@@ -262,8 +277,8 @@ class AntGoal(_Ant):
         return {"goal": vector_field(task, "goal", 2, max_norm=self.radius)}
 
     def apply_task(self, task: dict[str, Any]) -> None:
-        self._goal = np.asarray(task["goal"], dtype=np.float64)
+        self.task_params = np.asarray(task["goal"], dtype=np.float64)
 
-    def _task_reward(self, velocity: float) -> float:
-        offset = self._qpos[:2] - self._goal
-        return -math.sqrt(float(offset @ offset))
+    def task_reward(self, velocity, qpos, params):
+        offset = qpos[..., :2] - params[..., :2]
+        return -np.sqrt(np.vecdot(offset, offset))

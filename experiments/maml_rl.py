@@ -8,7 +8,9 @@ a 100-100 ReLU Gaussian policy, linear feature baseline, gamma 0.99.
     python experiments/maml_rl.py ... --resume          # continue a stopped run
 
 Learners: maml-trpo, maml-pg (Adam on the surrogate), fomaml-trpo, metasgd-trpo, reptile,
-pretrained (inner_steps=0: one multi-task policy, fine-tuned at test time).
+and the reference baselines: pretrained (inner_steps=0: one multi-task TRPO policy,
+fine-tuned at test time), random (no training, fine-tuned at test time) and oracle (a
+multi-task TRPO policy that sees the task in its observation).
 Writes <out>/metrics.csv, <out>/checkpoint.pt (atomic, every --checkpoint-every
 iterations), <out>/eval.json and <out>/learning_curve.png.
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import gymnasium as gym  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -34,6 +37,7 @@ from tqdm import tqdm  # noqa: E402
 
 import metarl  # noqa: E402, F401
 from metarl.core import MAML, MetaLearner, MetaSGD, Reptile  # noqa: E402
+from metarl.envs import flatten_task  # noqa: E402
 from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler  # noqa: E402
 from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint, seed_everything  # noqa: E402
 from metarl.utils.cli import parse_settings  # noqa: E402
@@ -77,7 +81,7 @@ def make_learner(s: Settings, policy: torch.nn.Module) -> tuple[MetaLearner, str
         return MetaSGD(policy, s.inner_lr, s.inner_steps), "trpo"
     if s.learner == "reptile":
         return Reptile(policy, s.inner_lr, s.inner_steps), "reptile"
-    if s.learner == "pretrained":
+    if s.learner in ("pretrained", "random", "oracle"):
         return MAML(policy, s.inner_lr, inner_steps=0), "trpo"
     raise SystemExit(f"unknown learner {s.learner!r}")
 
@@ -88,9 +92,15 @@ def main(argv: list[str] | None = None) -> dict:
     seed_everything(s.seed)
     name = s.env.split("/")[-1]
     out = Path(s.out or f"runs/{name}/{s.learner}-seed{s.seed}")
-    policy = GaussianMLPPolicy.for_env(s.env, hidden=s.hidden)
+    oracle = s.learner == "oracle"
+    if s.learner == "random":
+        s.iterations = 0
+    task_size = len(flatten_task(gym.make(s.env).unwrapped.task)) if oracle else 0
+    policy = GaussianMLPPolicy.for_env(s.env, extra_obs=task_size, hidden=s.hidden)
     learner, outer = make_learner(s, policy)
-    sampler = MultiTaskSampler(s.env, s.episodes_per_task, s.horizon, seed=s.seed)
+    sampler = MultiTaskSampler(
+        s.env, s.episodes_per_task, s.horizon, seed=s.seed, task_in_observation=oracle
+    )
     trainer = MetaRLTrainer(learner, sampler, outer, s.max_kl, s.outer_lr, s.gamma, s.gae_lambda)
 
     start, elapsed = 0, 0.0
@@ -125,7 +135,9 @@ def main(argv: list[str] | None = None) -> dict:
             save_checkpoint(state, ckpt_path)
     train_wall = elapsed + time.perf_counter() - t0
 
-    eval_sampler = MultiTaskSampler(s.env, s.episodes_per_task, s.horizon, seed=s.eval_seed)
+    eval_sampler = MultiTaskSampler(
+        s.env, s.episodes_per_task, s.horizon, seed=s.eval_seed, task_in_observation=oracle
+    )
     trainer.sampler = eval_sampler
     eval_tasks = eval_sampler.task_env.sample_tasks(
         s.eval_tasks, np.random.default_rng(s.eval_seed)
@@ -144,8 +156,10 @@ def main(argv: list[str] | None = None) -> dict:
         "command": "python experiments/maml_rl.py " + shlex.join(cli_args),
         "settings": asdict(s),
     }
+    out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(result, indent=2))
-    plot_learning_curve(out)
+    if (out / "metrics.csv").exists():
+        plot_learning_curve(out)
     print(f"{s.learner} on {s.env}, {s.eval_tasks} held-out tasks, mean return after "
           + ", ".join(f"{k} step(s): {r:.2f}" for k, r in enumerate(result["mean_return"]))
           + f"; trained {s.iterations} iterations in {train_wall / 60:.1f} min")  # fmt: skip

@@ -34,9 +34,12 @@ def _reference_step(env, qpos, qvel, action, contact_forces: bool):
     mujoco.mj_forward(env.model, data)
     x0 = data.qpos[0]
     data.ctrl[:] = action
+    data.qacc_warmstart[:] = 0.0  # the environment starts each step's solver cold
     for _ in range(5):
         mujoco.mj_step(env.model, data)
-    if contact_forces:
+    if contact_forces:  # forces of the state after the step
+        data.qacc_warmstart[:] = 0.0
+        mujoco.mj_forward(env.model, data)
         mujoco.mj_rnePostConstraint(env.model, data)
     v = (data.qpos[0] - x0) / (5 * env.model.opt.timestep)
     return v, data, np.clip(data.cfrc_ext, -1, 1)

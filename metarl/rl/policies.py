@@ -43,12 +43,12 @@ class GaussianMLPPolicy(nn.Module):
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
 
     @classmethod
-    def for_env(cls, env_id: str, **kwargs) -> GaussianMLPPolicy:
-        """Size the policy from a registered environment's spaces."""
+    def for_env(cls, env_id: str, extra_obs: int = 0, **kwargs) -> GaussianMLPPolicy:
+        """Size the policy from a registered environment's spaces (plus ``extra_obs`` inputs)."""
         obs_space, act_space = _spaces(env_id)
         if not isinstance(act_space, gym.spaces.Box):
             raise TypeError(f"{env_id} has {act_space}; GaussianMLPPolicy needs a Box")
-        return cls(int(obs_space.shape[0]), int(act_space.shape[0]), **kwargs)
+        return cls(int(obs_space.shape[0]) + extra_obs, int(act_space.shape[0]), **kwargs)
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         mean = self.mean(obs)

@@ -5,7 +5,12 @@ to ``horizon`` steps for every task and returns padded ``Episodes``. ``params`` 
 parameter dict shared by all tasks or a batch of adapted parameters with a leading task
 dimension; in both cases each time step costs one batched policy forward for all tasks and
 episodes (``vmap`` over tasks when the parameters differ). Episodes that end early are
-masked, not dropped. Everything runs in this process: there are no workers to leak or hang.
+masked, not dropped.
+
+MuJoCo task distributions take a fast path: all copies advance in one multi-threaded
+``mujoco.rollout`` call per step (``metarl.envs.batched.BatchedMujoco``), which gives exactly
+the episodes the environments' own ``step`` would. Other distributions step each copy in a
+Python loop. Everything runs in this process: there are no workers to leak or hang.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from metarl.core.params import Params, forward_with
+from metarl.envs.batched import BatchedMujoco
+from metarl.envs.locomotion import MujocoTaskEnv
+from metarl.envs.wrappers import flatten_task
 from metarl.rl.episodes import Episodes
 
 
@@ -33,6 +41,10 @@ class MultiTaskSampler:
         seed: seeds the environments' resets and the action noise; the same seed, tasks and
             parameters give the same episodes.
         env_kwargs: passed to ``gymnasium.make``.
+        task_in_observation: append the flattened task to every observation (the input of
+            an oracle policy that is told its task).
+        fast: use batched MuJoCo stepping for MuJoCo distributions (same episodes, faster).
+        threads: physics threads for the fast path (default: all cores).
     """
 
     def __init__(
@@ -42,6 +54,9 @@ class MultiTaskSampler:
         horizon: int,
         seed: int = 0,
         env_kwargs: Mapping[str, Any] | None = None,
+        task_in_observation: bool = False,
+        fast: bool = True,
+        threads: int | None = None,
     ) -> None:
         if episodes_per_task < 1 or horizon < 1:
             raise ValueError("episodes_per_task and horizon must be >= 1")
@@ -49,10 +64,14 @@ class MultiTaskSampler:
         self.episodes_per_task = int(episodes_per_task)
         self.horizon = int(horizon)
         self.env_kwargs = dict(env_kwargs or {})
+        self.task_in_observation = task_in_observation
         self._envs: list[gym.Env] = []
         self.task_env = self._make()
         if not all(hasattr(self.task_env, m) for m in ("sample_tasks", "set_task", "task")):
             raise TypeError(f"{env_id} does not implement the task-distribution protocol")
+        self.fast = fast and isinstance(self.task_env, MujocoTaskEnv)
+        self.threads = threads
+        self._batched: BatchedMujoco | None = None
         self.seed(seed)
 
     def seed(self, seed: int) -> None:
@@ -101,8 +120,16 @@ class MultiTaskSampler:
             raise ValueError("batched params must have one entry per task")
 
         seeds = self._rng.integers(0, 2**31 - 1, size=n)
-        first = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)]
-        obs = np.stack(first).astype(np.float32)
+        batched_envs = self._batched_envs(envs) if self.fast else None
+        if batched_envs is not None:
+            obs = batched_envs.reset(seeds).astype(np.float32)
+        else:
+            obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
+            obs = obs.astype(np.float32)
+        if self.task_in_observation:
+            task_features = np.stack([flatten_task(env.task) for env in envs]).astype(np.float32)
+            obs = np.concatenate((obs, task_features), axis=1)
+        env_obs_dim = obs.shape[1] - (task_features.shape[1] if self.task_in_observation else 0)
         obs_buf = np.zeros((n, horizon, obs.shape[-1]), np.float32)
         rew_buf = np.zeros((n, horizon), np.float32)
         mask_buf = np.zeros((n, horizon), np.float32)
@@ -119,11 +146,17 @@ class MultiTaskSampler:
                 if act_buf is None:
                     act_buf = np.zeros((n, horizon, *actions_np.shape[1:]), actions_np.dtype)
                 obs_buf[:, h], act_buf[:, h], mask_buf[:, h] = obs, actions_np, alive
-                for i in np.flatnonzero(alive):
-                    o, r, terminated, truncated, _ = envs[i].step(actions_np[i])
-                    obs[i], rew_buf[i, h] = o, r
-                    if terminated or truncated:
-                        alive[i] = False
+                active = np.flatnonzero(alive)
+                if batched_envs is not None:
+                    o, r, terminated = batched_envs.step(actions_np, active)
+                    obs[active, :env_obs_dim], rew_buf[active, h] = o, r
+                    alive[active[terminated]] = False
+                else:
+                    for i in active:
+                        o, r, terminated, truncated, _ = envs[i].step(actions_np[i])
+                        obs[i, :env_obs_dim], rew_buf[i, h] = o, r
+                        if terminated or truncated:
+                            alive[i] = False
                 if not alive.any():
                     break
         shape = (num_tasks, per_task, horizon)
@@ -133,6 +166,11 @@ class MultiTaskSampler:
             rewards=torch.from_numpy(rew_buf).view(shape),
             mask=torch.from_numpy(mask_buf).view(shape),
         )
+
+    def _batched_envs(self, envs: list[gym.Env]) -> BatchedMujoco:
+        if self._batched is None or self._batched.envs != envs:
+            self._batched = BatchedMujoco(envs, self.threads)
+        return self._batched
 
     def close(self) -> None:
         for env in self._envs:

@@ -1,0 +1,92 @@
+"""Build a results table (.md + .csv + .png) from maml_rl.py runs' eval.json files.
+
+    python experiments/rl_report.py --runs experiments/results/navigation2d \\
+        --out experiments/results/navigation2d.md
+
+Published figures for 2D navigation: mean return after 0 / 1 / 2 / 3 gradient steps, Finn,
+Abbeel and Levine, "Model-Agnostic Meta-Learning" (ICML 2017), section 5.3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PUBLISHED = {
+    "metarl/Navigation2D-v0": {
+        "maml-trpo": [-40.4, -11.7, -3.33, -3.23],
+        "oracle": [-2.29],
+    },
+}
+NAMES = {
+    "maml-trpo": "MAML-TRPO", "maml-pg": "MAML (vanilla PG)", "fomaml-trpo": "FOMAML-TRPO",
+    "metasgd-trpo": "Meta-SGD-TRPO", "reptile": "Reptile", "pretrained": "pretrained",
+    "random": "random init", "oracle": "oracle",
+}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--title", default="2D navigation: mean return after k gradient steps")
+    args = parser.parse_args()
+    runs = [json.loads(p.read_text()) for p in sorted(Path(args.runs).glob("*/eval.json"))]
+    if not runs:
+        raise SystemExit(f"no eval.json under {args.runs}")
+    order = list(NAMES)
+    runs.sort(key=lambda r: order.index(r["learner"]) if r["learner"] in order else len(order))
+    out = Path(args.out)
+
+    with out.with_suffix(".csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["learner", "inner_steps", "mean_return", "std_return", "n_tasks"])
+        for r in runs:
+            for k, mean, std in zip(r["inner_steps"], r["mean_return"], r["std_return"]):
+                writer.writerow([r["learner"], k, f"{mean:.3f}", f"{std:.3f}", r["n_tasks"]])
+
+    steps = max(len(r["inner_steps"]) for r in runs)
+    head = " | ".join(f"{k} step{'s' if k != 1 else ''}" for k in range(steps))
+    lines = [f"# {args.title}", "", f"| learner | {head} | train wall time |",
+             "|---|" + "---|" * steps + "---|"]  # fmt: skip
+    published = PUBLISHED.get(runs[0]["env"], {})
+    for r in runs:
+        cells = [f"{m:.2f} ± {s:.2f}" for m, s in zip(r["mean_return"], r["std_return"])]
+        cells += [""] * (steps - len(cells))
+        wall = f"{r['train_wall_s'] / 60:.0f} min" if r["train_wall_s"] else "-"
+        lines.append(
+            f"| {NAMES.get(r['learner'], r['learner'])} (ours) | {' | '.join(cells)} | {wall} |"
+        )
+        if r["learner"] in published:
+            pub = [f"{v}" for v in published[r["learner"]]] + [""] * steps
+            lines.append(f"| {NAMES[r['learner']]} (published) | {' | '.join(pub[:steps])} | |")
+    lines += ["", "Mean ± standard deviation, over held-out tasks, of each task's mean episode",
+              "return.", "", "Commands and machine:", ""]  # fmt: skip
+    lines += [f"- `{r['command']}` ({r['machine']}, {r['n_tasks']} held-out tasks)" for r in runs]
+    plot = out.with_suffix(".png")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in runs:
+        ax.errorbar(r["inner_steps"], r["mean_return"], fmt="o-", capsize=3,
+                    label=NAMES.get(r["learner"], r["learner"]))  # fmt: skip
+    for learner, values in published.items():
+        ax.plot(range(len(values)), values, "k--" if len(values) > 1 else "k*", alpha=0.5,
+                label=f"{NAMES[learner]} (published)")  # fmt: skip
+    ax.set(xlabel="gradient steps at test time", ylabel="mean return", title=args.title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=110)
+    plt.close(fig)
+    lines += ["", f"![returns against gradient steps]({plot.name})", ""]
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}, {out.with_suffix('.csv')} and {plot}")
+
+
+if __name__ == "__main__":
+    main()
