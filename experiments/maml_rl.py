@@ -56,6 +56,7 @@ class Settings:
     inner_lr: float = 0.1
     inner_steps: int = 1
     max_kl: float = 0.01
+    backtrack_ratio: float = 0.8  # TRPO line search
     outer_lr: float = 1e-3  # Adam (maml-pg) or Reptile's epsilon
     hidden: tuple[int, ...] = (100, 100)
     gamma: float = 0.99
@@ -101,7 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
     sampler = MultiTaskSampler(
         s.env, s.episodes_per_task, s.horizon, seed=s.seed, task_in_observation=oracle
     )
-    trainer = MetaRLTrainer(learner, sampler, outer, s.max_kl, s.outer_lr, s.gamma, s.gae_lambda)
+    trainer = MetaRLTrainer(
+        learner, sampler, outer, s.max_kl, s.outer_lr, s.gamma, s.gae_lambda,
+        backtrack_ratio=s.backtrack_ratio,
+    )  # fmt: skip
 
     start, elapsed = 0, 0.0
     ckpt_path = out / "checkpoint.pt"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -94,3 +97,35 @@ def test_bad_arguments():
         MultiTaskSampler("metarl/Navigation2D-v0", 0, 10)
     with pytest.raises(TypeError, match="task-distribution protocol"):
         MultiTaskSampler("CartPole-v1", 1, 10)
+
+
+def _thread_count() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_no_thread_or_process_outlives_a_failed_sample():
+    """The sampler runs in-process; MuJoCo's physics threads must not leak on an exception."""
+
+    class Exploding(GaussianMLPPolicy):
+        calls = 0
+
+        def forward(self, obs):
+            Exploding.calls += 1
+            if Exploding.calls == 3:
+                raise RuntimeError("policy failure")
+            return super().forward(obs)
+
+    sampler = MultiTaskSampler("metarl/HalfCheetahVel-v0", 4, 10, seed=0, threads=2)
+    policy = Exploding(17, 6, hidden=(8,))
+    tasks = sampler.sample_tasks(2)
+    Exploding.calls = -100  # a full warm-up sample first: lazily created pools exist now
+    sampler.sample(tasks, policy)
+    before = _thread_count()
+    Exploding.calls = 0
+    with pytest.raises(RuntimeError, match="policy failure"):
+        sampler.sample(tasks, policy)
+    assert _thread_count() == before
+    assert not multiprocessing.active_children()
+    episodes = sampler.sample(tasks, policy)  # still usable afterwards
+    assert episodes.mask.sum() == 2 * 4 * 10

@@ -51,6 +51,8 @@ class MetaRLTrainer:
         max_kl: TRPO's trust-region size.
         outer_lr: learning rate for ``"sgd"`` (Adam) and step size epsilon for ``"reptile"``.
         gamma, gae_lambda: discount and GAE parameter for the advantages.
+        cg_iterations, cg_damping, backtrack_ratio: TRPO's conjugate-gradient iterations,
+            Fisher damping and line-search shrink factor.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class MetaRLTrainer:
         gae_lambda: float = 1.0,
         cg_iterations: int = 10,
         cg_damping: float = 1e-5,
+        backtrack_ratio: float = 0.8,
     ) -> None:
         if outer not in ("trpo", "sgd", "reptile"):
             raise ValueError(f"outer must be 'trpo', 'sgd' or 'reptile', got {outer!r}")
@@ -72,6 +75,7 @@ class MetaRLTrainer:
         self.max_kl, self.outer_lr = max_kl, outer_lr
         self.gamma, self.gae_lambda = gamma, gae_lambda
         self.cg_iterations, self.cg_damping = cg_iterations, cg_damping
+        self.backtrack_ratio = backtrack_ratio
         self.inner_loss = reinforce_loss(self.policy)
         self.outer_loss = surrogate_and_kl(self.policy)
         self.optimizer = (
@@ -110,7 +114,7 @@ class MetaRLTrainer:
         if self.outer == "trpo":
             result = trpo_step(
                 list(self.learner.parameters()), loss_and_kl, self.max_kl, self.cg_damping,
-                self.cg_iterations,
+                self.cg_iterations, self.backtrack_ratio,
             )  # fmt: skip
             stats.update(loss=result.loss_before, kl=result.kl, step_fraction=result.step_fraction)
         else:

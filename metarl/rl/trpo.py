@@ -49,15 +49,16 @@ def trpo_step(
     max_kl: float = 0.01,
     damping: float = 1e-5,
     cg_iterations: int = 10,
-    backtrack_ratio: float = 0.5,
+    backtrack_ratio: float = 0.8,
     max_backtracks: int = 15,
 ) -> TRPOStats:
     """One TRPO update of ``params`` in place.
 
     ``loss_and_kl()`` evaluates the surrogate loss (to minimise) and the mean KL between the
     data-collecting policy and the policy at the current ``params``. The step direction is
-    ``-F^-1 g`` by conjugate gradient, scaled to the KL bound, then halved until the loss
-    improves and the KL stays within ``max_kl``; if no step qualifies, ``params`` are unchanged.
+    ``-F^-1 g`` by conjugate gradient, scaled to the KL bound, then shrunk by
+    ``backtrack_ratio`` until the loss improves and the KL stays within ``max_kl``; if no
+    step qualifies, ``params`` are unchanged.
     """
     params = list(params)
     loss, kl = loss_and_kl()
