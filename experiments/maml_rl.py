@@ -11,8 +11,9 @@ Learners: maml-trpo, maml-pg (Adam on the surrogate), fomaml-trpo, metasgd-trpo,
 and the reference baselines: pretrained (inner_steps=0: one multi-task TRPO policy,
 fine-tuned at test time), random (no training, fine-tuned at test time) and oracle (a
 multi-task TRPO policy that sees the task in its observation).
-Writes <out>/metrics.csv, <out>/checkpoint.pt (atomic, every --checkpoint-every
-iterations), <out>/eval.json and <out>/learning_curve.png.
+Writes <out>/metrics.csv, TensorBoard events in <out>/tensorboard, <out>/checkpoint.pt
+(atomic, every --checkpoint-every iterations), <out>/eval.json and
+<out>/learning_curve.png.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import gymnasium as gym  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import metarl  # noqa: E402, F401
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
         start, elapsed = ckpt["iteration"], ckpt["elapsed"]
         print(f"resumed from {ckpt_path} at iteration {start}")
     logger = CSVLogger(out / "metrics.csv", resume_from=start if s.resume else None)
+    # TensorBoard: `tensorboard --logdir runs`; a resumed run drops events past its checkpoint.
+    board = SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
 
     t0 = time.perf_counter()
     bar = tqdm(range(start, s.iterations), initial=start, total=s.iterations, file=sys.stdout,
@@ -126,6 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
         stats["steps_per_s"] = stats["env_steps"] / (time.perf_counter() - tick)
         wall = elapsed + time.perf_counter() - t0
         logger.log({"step": it + 1, **stats, "wall_s": wall})
+        for key, value in stats.items():
+            board.add_scalar(f"train/{key}", value, it + 1)
         summary = (
             f"return before {stats['return_before']:.1f}, after {stats['return_after']:.1f}, "
             f"{stats['steps_per_s']:.0f} env steps/s"
@@ -137,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
             state = {"trainer": trainer.state_dict(), "torch_rng": torch.get_rng_state(),
                      "iteration": it + 1, "elapsed": wall, "settings": asdict(s)}  # fmt: skip
             save_checkpoint(state, ckpt_path)
+    board.close()
     train_wall = elapsed + time.perf_counter() - t0
 
     eval_sampler = MultiTaskSampler(

@@ -75,3 +75,4 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
     steps = [line.split(",")[0] for line in (tmp_path / "cut/metrics.csv").read_text().split()]
     assert steps == ["step", "1", "2", "3", "4"]
     assert (tmp_path / "cut" / "learning_curve.png").stat().st_size > 0
+    assert list((tmp_path / "cut" / "tensorboard").glob("events.out.tfevents.*"))
