@@ -44,7 +44,7 @@ class Settings:
     pairs: tuple[int, ...] = (10, 5, 100, 5, 100, 10, 100, 50, 500, 10, 500, 50)  # n, k, ...
     meta_iterations: int = 100
     tasks_per_batch: int = 20
-    inner_lr: float = 0.5
+    inner_lr: float = 10.0  # one pull per episode: logits need large steps to move
     max_kl: float = 0.05
     eval_tasks: int = 500
     seed: int = 0

@@ -61,6 +61,7 @@ class Settings:
     backtrack_ratio: float = 0.8  # TRPO line search
     outer_lr: float = 1e-3  # Adam (maml-pg) or Reptile's epsilon
     hidden: tuple[int, ...] = (100, 100)
+    activation: str = "relu"  # relu | tanh
     gamma: float = 0.99
     gae_lambda: float = 1.0
     eval_tasks: int = 40
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> dict:
     if s.learner == "random":
         s.iterations = 0
     task_size = len(flatten_task(gym.make(s.env).unwrapped.task)) if oracle else 0
-    policy = GaussianMLPPolicy.for_env(s.env, extra_obs=task_size, hidden=s.hidden)
+    policy = GaussianMLPPolicy.for_env(
+        s.env, extra_obs=task_size, hidden=s.hidden, activation=s.activation
+    )
     learner, outer = make_learner(s, policy)
     sampler = MultiTaskSampler(
         s.env, s.episodes_per_task, s.horizon, seed=s.seed, task_in_observation=oracle
