@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo demo-sinusoid test test-slow bench lint clean
 
 setup: $(STAMP)
 
@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml setup.py
 	touch $(STAMP)
 
 demo: setup
+	$(PY) experiments/maml_rl.py --env metarl/Navigation2D-v0 --learner maml-trpo \
+		--iterations 25 --tasks-per-batch 10 --eval-tasks 20 --threads 2 --out runs/demo
+
+demo-sinusoid: setup
 	$(PY) experiments/sinusoid.py --learner maml --shots 10 --iterations 5000 \
-		--eval-tasks 200 --out runs/demo
+		--eval-tasks 200 --out runs/demo-sinusoid
 
 test: setup
 	$(PY) -m ruff check metarl envs experiments tests benchmarks

@@ -7,7 +7,8 @@
 3. One full MAML-TRPO meta-iteration (sample, adapt, sample, TRPO step) on that meta-batch,
    as a multiple of the raw physics time for the same number of environment steps.
 
-    python benchmarks/sampler.py [--tasks 40 --episodes 20 --horizon 200] [--skip-iteration]
+    python benchmarks/sampler.py [--tasks 40 --episodes 20 --horizon 200] [--repeats 3]
+        [--skip-iteration]
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=40)
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--horizon", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-iteration", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -56,21 +58,24 @@ def main() -> None:
     env = sampler.task_env
     policy = GaussianMLPPolicy.for_env(ENV_ID, hidden=(100, 100))
     tasks = sampler.sample_tasks(args.tasks)
-    sampler.sample(tasks[:2], policy)  # warm-up: builds environments
+    sampler.sample(tasks, policy)  # warm-up: builds the environments, as a first iteration does
     copies = args.tasks * args.episodes
 
-    raw = raw_steps_per_second(env.model_path, copies, args.horizon, env.frame_skip)
-    start = time.perf_counter()
-    episodes = sampler.sample(tasks, policy)
-    sample_time = time.perf_counter() - start
-    ours = episodes.steps() / sample_time
-    raw_again = raw_steps_per_second(env.model_path, copies, args.horizon, env.frame_skip)
-    raw = (raw + raw_again) / 2
+    raws, ours = [], []
+    for _ in range(args.repeats):  # interleaved, so both see the same machine load
+        raws.append(raw_steps_per_second(env.model_path, copies, args.horizon, env.frame_skip))
+        start = time.perf_counter()
+        episodes = sampler.sample(tasks, policy)
+        ours.append(episodes.steps() / (time.perf_counter() - start))
+    raw, ours_median = float(np.median(raws)), float(np.median(ours))
+    ratios = sorted(o / r for o, r in zip(ours, raws))
     versions = f"torch {torch.__version__}, mujoco {mujoco.__version__}"
     print(f"{args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps, "
           f"{os.cpu_count()} cores, {versions}")  # fmt: skip
     print(f"raw MuJoCo (rollout, all cores):  {raw:10.0f} env steps/s   (reference)")
-    print(f"our sampler, policy included:     {ours:10.0f} env steps/s   ratio {ours / raw:.2f}")
+    print(f"our sampler, policy included:     {ours_median:10.0f} env steps/s   ratio "
+          f"{ours_median / raw:.2f} (medians of {args.repeats}; per-repeat ratios "
+          f"{', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
 
     if args.skip_iteration:
         return

@@ -77,6 +77,7 @@ class BatchedMujoco:
         rollout.rollout(
             self._models[:k], self._datas, before, self._control[:k], nstep=self._out.shape[1],
             initial_warmstart=self._warmstart[:k], skip_checks=True, state=self._out[:k],
+            persistent_pool=True,
         )  # fmt: skip
         after = self._out[:k, -1]
         self.state[active] = after

@@ -47,6 +47,8 @@ class Settings:
     inner_lr: float = 10.0  # one pull per episode: logits need large steps to move
     max_kl: float = 0.05
     eval_tasks: int = 500
+    val_tasks: int = 200  # meta-validation tasks: pick the best initialisation seen
+    validate_every: int = 10
     seed: int = 0
     eval_seed: int = 777
     out: str = "experiments/results/bandits.md"
@@ -91,21 +93,42 @@ def random_play(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     return (rng.random((n, tasks)) < probs[np.arange(tasks), arms]).sum(0).astype(float)
 
 
-def maml_player(s: Settings, n: int, k: int, probs: np.ndarray) -> tuple[np.ndarray, float]:
-    """Meta-train MAML-TRPO for (n, k); return total reward per evaluation task and wall time."""
+def maml_player(s: Settings, n: int, k: int, probs: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """Meta-train MAML-TRPO for (n, k) and play the evaluation tasks.
+
+    Every ``validate_every`` iterations the initialisation is scored on separate
+    meta-validation tasks with the evaluation protocol; the best one (iteration 0, the
+    untrained policy, included) is kept. Returns the total reward per evaluation task, the
+    training wall time and the chosen iteration.
+    """
     block = BLOCKS[n]
     env_id, env_kwargs = "metarl/BernoulliBandit-v0", {"arms": k, "pulls": 1}
     policy = CategoricalMLPPolicy(k + 1, k, hidden=(32,))
     sampler = MultiTaskSampler(env_id, block, horizon=1, seed=s.seed, env_kwargs=env_kwargs)
     trainer = MetaRLTrainer(MAML(policy, s.inner_lr), sampler, "trpo", s.max_kl)
+    val_probs = np.random.default_rng(s.seed + 10_000 + k).uniform(size=(s.val_tasks, k))
+
+    def play(task_probs: np.ndarray, seed: int) -> np.ndarray:
+        train_sampler = trainer.sampler
+        trainer.sampler = MultiTaskSampler(env_id, block, 1, seed=seed, env_kwargs=env_kwargs)
+        tasks = [{"probs": p.tolist()} for p in task_probs]
+        per_pull = trainer.evaluate(tasks, inner_steps=n // block - 1)  # [rounds, tasks]
+        trainer.sampler = train_sampler
+        return (per_pull * block).sum(0).numpy()
+
     start = time.perf_counter()
-    for _ in range(s.meta_iterations):
+    best_score, best_it = play(val_probs, s.seed + 1).mean(), 0
+    best_state = {name: t.clone() for name, t in policy.state_dict().items()}
+    for it in range(1, s.meta_iterations + 1):
         trainer.meta_step(sampler.sample_tasks(s.tasks_per_batch))
+        if it % s.validate_every == 0:
+            score = play(val_probs, s.seed + 1).mean()
+            if score > best_score:
+                best_score, best_it = score, it
+                best_state = {name: t.clone() for name, t in policy.state_dict().items()}
     wall = time.perf_counter() - start
-    trainer.sampler = MultiTaskSampler(env_id, block, 1, seed=s.eval_seed, env_kwargs=env_kwargs)
-    tasks = [{"probs": p.tolist()} for p in probs]
-    per_pull = trainer.evaluate(tasks, inner_steps=n // block - 1)  # [rounds, tasks]
-    return (per_pull * block).sum(0).numpy(), wall
+    policy.load_state_dict(best_state)
+    return play(probs, s.eval_seed), wall, best_it
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,43 +145,62 @@ def main(argv: list[str] | None = None) -> None:
         rng = np.random.default_rng(s.eval_seed)
         totals = {
             "MAML": maml_player(s, n, k, probs),
-            "UCB1": (ucb1(probs, n, rng), 0.0),
-            "Thompson": (thompson(probs, n, rng), 0.0),
-            "random": (random_play(probs, n, rng), 0.0),
+            "UCB1": (ucb1(probs, n, rng), 0.0, ""),
+            "Thompson": (thompson(probs, n, rng), 0.0, ""),
+            "random": (random_play(probs, n, rng), 0.0, ""),
         }
         best = n * probs.max(1).mean()
-        for name, (total, wall) in totals.items():
+        for name, (total, wall, chosen) in totals.items():
             ci = 1.96 * total.std() / math.sqrt(len(total))
-            rows.append([n, k, name, f"{total.mean():.2f}", f"{ci:.2f}", len(total), f"{wall:.0f}"])
+            rows.append([n, k, name, f"{total.mean():.2f}", f"{ci:.2f}", len(total),
+                         f"{wall:.0f}", chosen])  # fmt: skip
             print(f"n={n} k={k} {name}: {total.mean():.2f} ± {ci:.2f}", flush=True)
-        rows.append([n, k, "best arm (oracle)", f"{best:.2f}", "", len(probs), "0"])
+        rows.append([n, k, "best arm (oracle)", f"{best:.2f}", "", len(probs), "0", ""])
     out = Path(s.out)
     with out.with_suffix(".csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["n", "k", "player", "total_reward", "ci95", "n_tasks", "train_wall_s"])
+        writer.writerow(["n", "k", "player", "total_reward", "ci95", "n_tasks", "train_wall_s",
+                         "chosen_iteration"])  # fmt: skip
         writer.writerows(rows)
     players = ["MAML", "UCB1", "Thompson", "random", "best arm (oracle)"]
     lines = [
         "# Bernoulli bandits: total reward over n pulls (adaptation pulls included)",
         "",
-        "| n | k | " + " | ".join(players) + " |",
-        "|---|---|" + "---|" * len(players),
+        "| n | k | " + " | ".join(players) + " | MAML init from iteration |",
+        "|---|---|" + "---|" * (len(players) + 1),
     ]
+    untrained = []
     for n, k in zip(s.pairs[::2], s.pairs[1::2]):
         cells = []
         for p in players:
             (row,) = [r for r in rows if r[0] == n and r[1] == k and r[2] == p]
             cells.append(f"{row[3]} ± {row[4]}" if row[4] else row[3])
-        lines.append(f"| {n} | {k} | " + " | ".join(cells) + " |")
+        (maml,) = [r for r in rows if r[0] == n and r[1] == k and r[2] == "MAML"]
+        if maml[7] == 0:
+            untrained.append(f"(n={n}, k={k})")
+        lines.append(f"| {n} | {k} | " + " | ".join(cells) + f" | {maml[7]} |")
     cli = list(sys.argv[1:] if argv is None else argv)
     lines += [
         "",
         f"Mean over {s.eval_tasks} held-out tasks (arm probabilities ~ U[0, 1]) with a 95%",
         "interval. MAML adapts with one policy-gradient step (step size "
         f"{s.inner_lr}) after every block of {', '.join(f'{b} (n={n})' for n, b in BLOCKS.items())}"
-        f" pulls; its initialisation was meta-trained for {s.meta_iterations} MAML-TRPO "
-        f"iterations of {s.tasks_per_batch} tasks per (n, k). 'best arm' always pulls the best "
-        "arm: the ceiling.",
+        f" pulls; its initialisation was meta-trained for up to {s.meta_iterations} MAML-TRPO "
+        f"iterations of {s.tasks_per_batch} tasks per (n, k), and the initialisation kept is the "
+        f"one that scored best on {s.val_tasks} separate meta-validation tasks, checked every "
+        f"{s.validate_every} iterations (iteration 0, the untrained policy, included; the chosen "
+        "iteration is in the last column). 'best arm' always pulls the best arm: the ceiling.",
+        *(
+            [
+                "",
+                "For " + ", ".join(untrained) + " no meta-trained initialisation beat the "
+                "untrained (uniform) policy on the validation tasks, so that MAML entry measures "
+                "policy-gradient adaptation from a uniform policy, not a meta-learned one: "
+                "meta-training with the one-step MAML objective did not help there.",
+            ]
+            if untrained
+            else []
+        ),
         "",
         f"Command: `python experiments/bandits.py {shlex.join(cli)}` (seed {s.seed}); machine: "
         f"{platform.machine()}, {os.cpu_count()} cores. MAML training wall time per (n, k) is "

@@ -62,6 +62,7 @@ class Settings:
     outer_lr: float = 1e-3  # Adam (maml-pg) or Reptile's epsilon
     hidden: tuple[int, ...] = (100, 100)
     activation: str = "relu"  # relu | tanh
+    rescale_actions: bool = True  # policy acts in [-1, 1], mapped onto the action box (rllab)
     gamma: float = 0.99
     gae_lambda: float = 1.0
     eval_tasks: int = 40
@@ -105,8 +106,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     learner, outer = make_learner(s, policy)
     sampler = MultiTaskSampler(
-        s.env, s.episodes_per_task, s.horizon, seed=s.seed, task_in_observation=oracle
-    )
+        s.env, s.episodes_per_task, s.horizon, seed=s.seed, task_in_observation=oracle,
+        rescale_actions=s.rescale_actions,
+    )  # fmt: skip
     trainer = MetaRLTrainer(
         learner, sampler, outer, s.max_kl, s.outer_lr, s.gamma, s.gae_lambda,
         backtrack_ratio=s.backtrack_ratio,
@@ -150,8 +152,9 @@ def main(argv: list[str] | None = None) -> dict:
     train_wall = elapsed + time.perf_counter() - t0
 
     eval_sampler = MultiTaskSampler(
-        s.env, s.episodes_per_task, s.horizon, seed=s.eval_seed, task_in_observation=oracle
-    )
+        s.env, s.episodes_per_task, s.horizon, seed=s.eval_seed, task_in_observation=oracle,
+        rescale_actions=s.rescale_actions,
+    )  # fmt: skip
     trainer.sampler = eval_sampler
     eval_tasks = eval_sampler.task_env.sample_tasks(
         s.eval_tasks, np.random.default_rng(s.eval_seed)

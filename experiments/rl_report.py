@@ -1,7 +1,7 @@
 """Build a results table (.md + .csv + .png) from maml_rl.py runs' eval.json files.
 
     python experiments/rl_report.py --runs experiments/results/navigation2d \\
-        experiments/results/navigation2d-lr0.5 --out experiments/results/navigation2d.md \\
+        experiments/results/navigation2d-raw-actions --out experiments/results/navigation2d.md \\
         --notes experiments/results/navigation2d_notes.md
 
 Runs in a folder named ``<name>-<variant>`` are labelled with the variant. ``--notes``

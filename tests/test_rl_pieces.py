@@ -97,6 +97,46 @@ def test_reinforce_gradient_matches_hand_derivation_for_a_gaussian_policy():
     torch.testing.assert_close(g_log_std, -(w * (z**2 - 1)).sum(0))
 
 
+def test_reinforce_on_every_trajectory_of_a_two_step_mdp_is_the_exact_policy_gradient():
+    """Two steps, two actions; the first action picks the second state and both pay rewards.
+
+    At a uniform policy the four trajectories are equally likely, so REINFORCE with
+    discounted returns-to-go over exactly those four is the exact gradient of the expected
+    return J, which is computed here in closed form: grad(loss) = -(4 / 8) grad(J). (gamma is
+    1: with gamma < 1, returns-to-go without the gamma^t weight, as in the MAML code and
+    every common implementation, estimate a slightly different direction.)
+    """
+    gamma = 1.0
+    first_reward = torch.tensor([1.0, 0.0])
+    second_reward = torch.tensor([[0.0, 2.0], [3.0, -1.0]])  # [a0, a1]
+    s0, s1 = torch.tensor([1.0, 0.0]), torch.tensor([[0.0, 1.0], [0.0, -1.0]])  # s1[a0]
+    policy = CategoricalMLPPolicy(2, 2, hidden=())
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.zero_()
+    layer = policy.logits[0]
+
+    def expected_return() -> torch.Tensor:
+        pi0 = torch.softmax(layer(s0), -1)
+        pi1 = torch.softmax(layer(s1), -1)  # [a0, a1]
+        value = first_reward[:, None] + gamma * second_reward
+        return (pi0[:, None] * pi1 * value).sum()
+
+    exact = torch.autograd.grad(expected_return(), [layer.weight, layer.bias])
+    pairs = [(a0, a1) for a0 in (0, 1) for a1 in (0, 1)]
+    obs = torch.stack([torch.stack((s0, s1[a0])) for a0, _ in pairs])
+    actions = torch.tensor(pairs)
+    rewards = torch.stack([torch.stack((first_reward[a0], second_reward[a0, a1]))
+                           for a0, a1 in pairs])  # fmt: skip
+    mask = torch.ones(4, 2)
+    data = PolicyGradientData(obs, actions, discounted_returns(rewards, mask, gamma), mask)
+    loss = reinforce_loss(policy)(dict(policy.named_parameters()), data)
+    ours = torch.autograd.grad(loss, [layer.weight, layer.bias])
+    for g, e in zip(ours, exact):
+        torch.testing.assert_close(g, -0.5 * e)
+    assert exact[1].abs().sum() > 0.1  # the check is not trivially zero == zero
+
+
 def test_gaussian_kl_and_log_prob_match_torch_distributions():
     mean0, log_std0 = torch.randn(5, 3), torch.randn(5, 3) * 0.3
     mean1, log_std1 = torch.randn(5, 3), torch.randn(5, 3) * 0.3

@@ -70,18 +70,25 @@ def test_same_seed_same_episodes_and_different_seed_different():
     assert not torch.equal(runs[0].actions, runs[2].actions)
 
 
-def test_per_task_parameters_drive_each_task():
-    """Task i's policy mean is i * 0.05 in x; with a tiny std each task moves at its own speed."""
+@pytest.mark.parametrize("rescale", [True, False])
+def test_per_task_parameters_drive_each_task(rescale):
+    """Task i moves i * 0.05 in x per step; with rescaling the policy says so in [-1, 1] units.
+
+    Navigation2D's action box is [-0.1, 0.1]: a normalised action of 0.5 is a step of 0.05.
+    Episodes keep the policy's own actions, so log-probabilities stay consistent.
+    """
     policy = GaussianMLPPolicy(2, 2, hidden=(), init_std=1e-4)
     params = {n: p.detach().clone().unsqueeze(0).repeat(3, *[1] * p.dim())
               for n, p in policy.named_parameters()}  # fmt: skip
     params["mean.0.weight"].zero_()
     params["mean.0.bias"].zero_()
-    params["mean.0.bias"][:, 0] = torch.tensor([0.0, 0.05, 0.1])
-    sampler = MultiTaskSampler("metarl/Navigation2D-v0", 2, 10, seed=0)
+    step = torch.tensor([0.0, 0.05, 0.1])
+    params["mean.0.bias"][:, 0] = step / 0.1 if rescale else step
+    sampler = MultiTaskSampler("metarl/Navigation2D-v0", 2, 10, seed=0, rescale_actions=rescale)
     ep = sampler.sample([{"goal": [0.5, 0.5]}] * 3, policy, params, batched=True)
     final_x = ep.observations[:, :, -1, 0]
     np.testing.assert_allclose(final_x, [[0.0] * 2, [0.45] * 2, [0.9] * 2], atol=1e-3)
+    np.testing.assert_allclose(ep.actions[:, 0, 0, 0], params["mean.0.bias"][:, 0], atol=1e-3)
 
 
 def test_discrete_policies_and_bandits():
@@ -129,3 +136,12 @@ def test_no_thread_or_process_outlives_a_failed_sample():
     assert not multiprocessing.active_children()
     episodes = sampler.sample(tasks, policy)  # still usable afterwards
     assert episodes.mask.sum() == 2 * 4 * 10
+
+
+def test_diverged_policy_gives_a_clear_error():
+    policy = GaussianMLPPolicy.for_env("metarl/Navigation2D-v0", hidden=(8,))
+    with torch.no_grad():
+        policy.log_std.fill_(float("nan"))
+    sampler = MultiTaskSampler("metarl/Navigation2D-v0", 2, 5, seed=0)
+    with pytest.raises(FloatingPointError, match="non-finite actions"):
+        sampler.sample(sampler.sample_tasks(2), policy)

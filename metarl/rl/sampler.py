@@ -7,10 +7,18 @@ dimension; in both cases each time step costs one batched policy forward for all
 episodes (``vmap`` over tasks when the parameters differ). Episodes that end early are
 masked, not dropped.
 
+By default a continuous policy acts in normalised units: its action ``a`` in [-1, 1] is
+mapped affinely onto the environment's action box (``low + (a + 1) / 2 * (high - low)``)
+before the environment clips it, as rllab's ``normalize`` wrapper did for the MAML paper's
+experiments. For boxes that already are [-1, 1] (the MuJoCo ones) this is the identity; for
+Navigation2D (box [-0.1, 0.1]) it means a standard deviation of 1 is one step's reach. The
+episodes hold the policy's own (normalised) actions, so log-probabilities stay consistent.
+
 MuJoCo task distributions take a fast path: all copies advance in one multi-threaded
 ``mujoco.rollout`` call per step (``metarl.envs.batched.BatchedMujoco``), which gives exactly
-the episodes the environments' own ``step`` would. Other distributions step each copy in a
-Python loop. Everything runs in this process: there are no workers to leak or hang.
+the episodes the environments' own ``step`` would; its physics threads are MuJoCo's
+persistent pool, created once and shut down by MuJoCo at exit. Other distributions step each
+copy in a Python loop. Everything runs in this process: there are no workers to leak or hang.
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ class MultiTaskSampler:
             an oracle policy that is told its task).
         fast: use batched MuJoCo stepping for MuJoCo distributions (same episodes, faster).
         threads: physics threads for the fast path (default: all cores).
+        rescale_actions: map a continuous policy's [-1, 1] actions onto the action box
+            (see the module docstring); ``False`` passes actions through unchanged.
     """
 
     def __init__(
@@ -57,6 +67,7 @@ class MultiTaskSampler:
         task_in_observation: bool = False,
         fast: bool = True,
         threads: int | None = None,
+        rescale_actions: bool = True,
     ) -> None:
         if episodes_per_task < 1 or horizon < 1:
             raise ValueError("episodes_per_task and horizon must be >= 1")
@@ -71,6 +82,9 @@ class MultiTaskSampler:
             raise TypeError(f"{env_id} does not implement the task-distribution protocol")
         self.fast = fast and isinstance(self.task_env, MujocoTaskEnv)
         self.threads = threads
+        self._action_center, self._action_half_range = _action_affine(
+            self.task_env.action_space, rescale_actions
+        )
         self._batched: BatchedMujoco | None = None
         self.seed(seed)
 
@@ -140,12 +154,19 @@ class MultiTaskSampler:
                 obs_t = torch.from_numpy(obs).view(num_tasks, per_task, -1)
                 dist = _policy_forward(policy, params, obs_t, batched)
                 actions = policy.sample(dist, self._generator).reshape(n, *dist[0].shape[2:-1], -1)
+                if not policy.discrete and not torch.isfinite(actions).all():
+                    raise FloatingPointError(
+                        "the policy produced non-finite actions: its parameters diverged "
+                        "(an inner or outer step size is probably too large)"
+                    )
                 actions_np = actions.numpy()
                 if policy.discrete:
                     actions_np = actions_np.reshape(n)
                 if act_buf is None:
                     act_buf = np.zeros((n, horizon, *actions_np.shape[1:]), actions_np.dtype)
                 obs_buf[:, h], act_buf[:, h], mask_buf[:, h] = obs, actions_np, alive
+                if self._action_half_range is not None:
+                    actions_np = self._action_center + self._action_half_range * actions_np
                 active = np.flatnonzero(alive)
                 if batched_envs is not None:
                     o, r, terminated = batched_envs.step(actions_np, active)
@@ -176,6 +197,19 @@ class MultiTaskSampler:
         for env in self._envs:
             env.close()
         self._envs.clear()
+
+
+def _action_affine(space: gym.Space, rescale: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Centre and half-range mapping [-1, 1] onto a bounded Box; ``None`` for identity."""
+    if not rescale or not isinstance(space, gym.spaces.Box):
+        return None, None
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        raise ValueError("rescale_actions needs a bounded action box; pass rescale_actions=False")
+    center, half = (high + low) / 2, (high - low) / 2
+    if np.allclose(center, 0) and np.allclose(half, 1):
+        return None, None
+    return center.astype(np.float32), half.astype(np.float32)
 
 
 def _is_batched(policy: nn.Module, params: Params) -> bool:
