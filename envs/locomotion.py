@@ -29,6 +29,8 @@ leading dimensions): the single environment and the batched stepper share them.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,6 +43,12 @@ import numpy as np
 from metarl.envs.task_env import TaskEnv, check_fields, number_field, vector_field
 
 ASSETS = Path(gym.__file__).parent / "envs" / "mujoco" / "assets"
+
+
+@functools.cache
+def _compiled_model(path: str) -> mujoco.MjModel:
+    """Compile each XML file once per process; environments take copies of the result."""
+    return mujoco.MjModel.from_xml_path(path)
 
 
 class MujocoTaskEnv(TaskEnv):
@@ -64,7 +72,7 @@ class MujocoTaskEnv(TaskEnv):
         if frame_skip < 1:
             raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
         self.model_path = str(ASSETS / self.xml)
-        self.model = mujoco.MjModel.from_xml_path(self.model_path)
+        self.model = copy.copy(_compiled_model(self.model_path))  # own copy, no recompiling
         # A diverged simulation keeps its non-finite state (MuJoCo would silently reset it),
         # so that the episode can end on it, in this environment and in the batched stepper.
         self.model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import torch
 from torch import Tensor, nn
 
 from metarl.core.params import Params, forward_with
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_experiment(name: str) -> ModuleType:
+    """Import ``experiments/<name>.py`` (not a package) as a module."""
+    path = ROOT / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_experiment", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
 
 
 def tanh_mlp(seed: int = 0) -> nn.Module:

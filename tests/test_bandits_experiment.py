@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bandits_exp", ROOT / "experiments/bandits.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_experiment
 
 
 def test_ucb1_and_thompson_find_the_good_arm_and_random_does_not():
-    exp = _load()
+    exp = load_experiment("bandits")
     probs = np.tile([0.1, 0.1, 0.9, 0.1, 0.1], (200, 1))
     n = 500
     ucb = exp.ucb1(probs, n, np.random.default_rng(0)).mean()
@@ -33,7 +22,7 @@ def test_ucb1_and_thompson_find_the_good_arm_and_random_does_not():
 
 
 def test_tiny_run_writes_a_table_with_every_player(tmp_path):
-    exp = _load()
+    exp = load_experiment("bandits")
     out = tmp_path / "bandits.md"
     exp.main(["--pairs", "10", "3", "--meta-iterations", "2", "--validate-every", "1",
               "--tasks-per-batch", "4", "--eval-tasks", "20", "--val-tasks", "10",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import metarl  # noqa: F401
+from helpers import load_experiment
 from metarl.envs import (
     PreviousStepInObservation,
     TaskInObservation,
@@ -21,22 +19,11 @@ from metarl.envs import (
 )
 from metarl.envs.navigation import Navigation2D
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_example():
-    path = ROOT / "experiments" / "custom_task_distribution.py"
-    spec = importlib.util.spec_from_file_location("custom_task_distribution", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_the_documented_example_registers_and_passes_the_checker():
     from gymnasium.utils.env_checker import check_env
 
-    _load_example()
+    load_experiment("custom_task_distribution")
     env = gym.make("mylab/WindyPoint-v0")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*infinity.*")

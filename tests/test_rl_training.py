@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 import metarl  # noqa: F401
+from helpers import load_experiment
 from metarl.core import MAML, MetaSGD, Reptile
 from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler
 from metarl.utils import load_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_experiment():
-    spec = importlib.util.spec_from_file_location("maml_rl_exp", ROOT / "experiments/maml_rl.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -61,7 +48,7 @@ def test_metasgd_trpo_moves_the_step_sizes():
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
-    exp = _load_experiment()
+    exp = load_experiment("maml_rl")
     common = ["--tasks-per-batch", "3", "--episodes-per-task", "4", "--horizon", "15",
               "--hidden", "16", "--eval-tasks", "3", "--eval-steps", "1", "--checkpoint-every",
               "2", "--threads", "1", "--seed", "5"]  # fmt: skip

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import load_experiment
 from metarl.core import MAML, MetaSGD, Reptile
 from metarl.supervised import MLP, SinusoidTasks
 from metarl.supervised.evaluate import losses_after_steps
 from metarl.utils import load_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_experiment():
-    spec = importlib.util.spec_from_file_location("sinusoid_exp", ROOT / "experiments/sinusoid.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_tasks_follow_the_paper_distribution():
@@ -81,7 +69,7 @@ def test_short_meta_training_beats_the_untrained_model(make):
 
 
 def test_experiment_resume_matches_an_uninterrupted_run(tmp_path):
-    exp = _load_experiment()
+    exp = load_experiment("sinusoid")
     common = [
         "--learner",
         "metasgd",
@@ -114,7 +102,7 @@ def test_experiment_resume_matches_an_uninterrupted_run(tmp_path):
 @pytest.mark.slow
 def test_full_protocol_maml_reaches_the_published_10_shot_figure(tmp_path):
     """70,000 iterations (about 5 minutes on one core); the published 1-step MSE is 0.77."""
-    results = _load_experiment().main(
+    results = load_experiment("sinusoid").main(
         ["--learner", "maml", "--shots", "10", "--seed", "1", "--out", str(tmp_path)]
     )
     assert results["mse_after_steps"]["1"]["mean"] <= 1.1 * 0.77
