@@ -67,6 +67,11 @@ class Settings:
     gae_lambda: float = 1.0
     eval_tasks: int = 40
     eval_steps: int = 3
+    # Steps 2+ at test time may also be taken at a fraction of the first step's size; the
+    # fraction is chosen on separate validation tasks, and both evaluations are reported.
+    later_step_scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1)
+    val_tasks: int = 20
+    val_seed: int = 4321
     seed: int = 0
     eval_seed: int = 1234
     out: str | None = None  # default: runs/<env name>/<learner>-seed<seed>
@@ -151,15 +156,34 @@ def main(argv: list[str] | None = None) -> dict:
     board.close()
     train_wall = elapsed + time.perf_counter() - t0
 
-    eval_sampler = MultiTaskSampler(
-        s.env, s.episodes_per_task, s.horizon, seed=s.eval_seed, task_in_observation=oracle,
-        rescale_actions=s.rescale_actions,
-    )  # fmt: skip
-    trainer.sampler = eval_sampler
-    eval_tasks = eval_sampler.task_env.sample_tasks(
-        s.eval_tasks, np.random.default_rng(s.eval_seed)
-    )
+    def make_sampler(seed: int) -> MultiTaskSampler:
+        return MultiTaskSampler(
+            s.env, s.episodes_per_task, s.horizon, seed=seed, task_in_observation=oracle,
+            rescale_actions=s.rescale_actions,
+        )  # fmt: skip
+
+    def draw_tasks(count: int, seed: int) -> list[dict]:
+        return sampler.task_env.sample_tasks(count, np.random.default_rng(seed))
+
+    trainer.sampler = make_sampler(s.eval_seed)
+    eval_tasks = draw_tasks(s.eval_tasks, s.eval_seed)
     returns = trainer.evaluate(eval_tasks, s.eval_steps)  # [steps + 1, tasks]
+    later = {}
+    if s.eval_steps >= 2 and len(s.later_step_scales) > 1 and not oracle:
+        val_tasks = draw_tasks(s.val_tasks, s.val_seed)
+        scores = {}
+        for scale in s.later_step_scales:
+            trainer.sampler = make_sampler(s.val_seed)
+            scores[scale] = trainer.evaluate(val_tasks, s.eval_steps, (1.0, scale))[-1].mean()
+        best = max(scores, key=lambda k: scores[k].item())
+        trainer.sampler = make_sampler(s.eval_seed)
+        scaled = trainer.evaluate(eval_tasks, s.eval_steps, (1.0, best))
+        later = {
+            "later_step_scale": best,
+            "validation_last_step_return": {str(k): round(v.item(), 3) for k, v in scores.items()},
+            "mean_return_later_scaled": scaled.mean(1).tolist(),
+            "std_return_later_scaled": scaled.std(1).tolist(),
+        }
     cli_args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
     result = {
         "env": s.env,
@@ -168,6 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
         "mean_return": returns.mean(1).tolist(),
         "std_return": returns.std(1).tolist(),
         "n_tasks": s.eval_tasks,
+        **later,
         "train_wall_s": round(train_wall, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {s.threads} torch threads",
         "command": "python experiments/maml_rl.py " + shlex.join(cli_args),
@@ -180,6 +205,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{s.learner} on {s.env}, {s.eval_tasks} held-out tasks, mean return after "
           + ", ".join(f"{k} step(s): {r:.2f}" for k, r in enumerate(result["mean_return"]))
           + f"; trained {s.iterations} iterations in {train_wall / 60:.1f} min")  # fmt: skip
+    if later:
+        print(f"with steps 2+ at {later['later_step_scale']} of the first step's size (chosen on "
+              f"{s.val_tasks} validation tasks): "
+              + ", ".join(f"{r:.2f}" for r in later["mean_return_later_scaled"]))  # fmt: skip
     return result
 
 

@@ -4,8 +4,10 @@
         experiments/results/navigation2d-raw-actions --out experiments/results/navigation2d.md \\
         --notes experiments/results/navigation2d_notes.md
 
-Runs in a folder named ``<name>-<variant>`` are labelled with the variant. ``--notes``
-appends a hand-written section (what differs from the paper, what is next).
+Runs in a folder named ``<name>-<variant>`` are labelled with the variant. A run evaluated
+with later steps scaled (``later_step_scale`` in its eval.json, chosen on validation tasks)
+gets a second row. ``--notes`` appends a hand-written section (what differs from the paper,
+what is next).
 
 Published figures for 2D navigation: mean return after 0 / 1 / 2 / 3 gradient steps, Finn,
 Abbeel and Levine, "Model-Agnostic Meta-Learning" (ICML 2017), section 5.3.
@@ -53,6 +55,12 @@ def main() -> None:
             runs.append(run)
     if not runs:
         raise SystemExit(f"no eval.json under {args.runs}")
+    for run in list(runs):
+        if run.get("later_step_scale", 1.0) != 1.0:
+            scale = run["later_step_scale"]
+            runs.append({**run, "label": f"{run['label']} [steps 2+ x{scale}]",
+                         "mean_return": run["mean_return_later_scaled"],
+                         "std_return": run["std_return_later_scaled"]})  # fmt: skip
     order = list(NAMES)
     runs.sort(key=lambda r: (order.index(r["learner"]) if r["learner"] in order else len(order),
                              r["label"]))  # fmt: skip
@@ -80,7 +88,8 @@ def main() -> None:
             lines.append(f"| {NAMES[r['learner']]} (published) | {' | '.join(pub[:steps])} | |")
     lines += ["", "Mean ± standard deviation, over held-out tasks, of each task's mean episode",
               "return.", "", "Commands and machine:", ""]  # fmt: skip
-    lines += [f"- `{r['command']}` ({r['machine']}, {r['n_tasks']} held-out tasks)" for r in runs]
+    commands = {r["command"]: f"({r['machine']}, {r['n_tasks']} held-out tasks)" for r in runs}
+    lines += [f"- `{command}` {where}" for command, where in commands.items()]
     plot = out.with_suffix(".png")
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in runs:

@@ -63,3 +63,18 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
     assert steps == ["step", "1", "2", "3", "4"]
     assert (tmp_path / "cut" / "learning_curve.png").stat().st_size > 0
     assert list((tmp_path / "cut" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_evaluate_scales_later_steps():
+    """With a near-deterministic policy, a later step scaled to ~0 leaves the returns alone."""
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy.for_env("metarl/Navigation2D-v0", hidden=(16,), init_std=1e-3)
+    sampler = MultiTaskSampler("metarl/Navigation2D-v0", episodes_per_task=4, horizon=20)
+    trainer = MetaRLTrainer(MAML(policy, inner_lr=0.1), sampler, "trpo")
+    tasks = sampler.task_env.sample_tasks(3, np.random.default_rng(0))
+    frozen = trainer.evaluate(tasks, 2, step_scales=(1.0, 1e-12))
+    moving = trainer.evaluate(tasks, 2, step_scales=(1.0, 1.0))
+    torch.testing.assert_close(frozen[2], frozen[1], atol=1e-3, rtol=1e-4)
+    assert (moving[2] - moving[1]).abs().max() > 1e-2
+    with pytest.raises(ValueError, match="step_scales"):
+        trainer.evaluate(tasks, 1, step_scales=(1.0, 0.0))

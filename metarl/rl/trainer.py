@@ -126,12 +126,21 @@ class MetaRLTrainer:
         return stats
 
     # -- evaluation ----------------------------------------------------------------------
-    def evaluate(self, tasks: Sequence[Mapping[str, Any]], inner_steps: int = 3) -> Tensor:
+    def evaluate(
+        self,
+        tasks: Sequence[Mapping[str, Any]],
+        inner_steps: int = 3,
+        step_scales: Sequence[float] = (1.0,),
+    ) -> Tensor:
         """Mean return per task after 0..``inner_steps`` adaptation steps: ``[steps + 1, T]``.
 
         As in the MAML paper, every step adapts on fresh episodes of the current adapted
-        policy, then the next episodes are sampled with the result.
+        policy, then the next episodes are sampled with the result. Step ``k`` (from 0) is
+        the learner's own update scaled by ``step_scales[min(k, len - 1)]``: ``(1.0, 0.3)``
+        keeps the first step and takes later ones at 0.3 of its size.
         """
+        if not step_scales or any(s <= 0 for s in step_scales):
+            raise ValueError(f"step_scales must be positive, got {tuple(step_scales)}")
         num_tasks = len(tasks)
         params: Params = {
             name: p.detach().expand(num_tasks, *p.shape)
@@ -144,9 +153,11 @@ class MetaRLTrainer:
             if k == inner_steps:
                 break
             data = policy_gradient_data(episodes, self.gamma, self.gae_lambda)
+            scale = float(step_scales[min(k, len(step_scales) - 1)])
 
-            def one_step(p: Params, d: Any) -> Params:
-                return adapt(p, self.inner_loss, d, self.learner.rule, 1, first_order=True)
+            def one_step(p: Params, d: Any, scale: float = scale) -> Params:
+                new = adapt(p, self.inner_loss, d, self.learner.rule, 1, first_order=True)
+                return {name: p[name] + scale * (new[name] - p[name]) for name in p}
 
             params = map_tasks(one_step, [params, data], [0, 0], self.learner.batching)
             params = {name: p.detach() for name, p in params.items()}
