@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
+import textwrap
 
 import gymnasium as gym
 import numpy as np
@@ -145,3 +148,28 @@ def test_diverged_policy_gives_a_clear_error():
     sampler = MultiTaskSampler("metarl/Navigation2D-v0", 2, 5, seed=0)
     with pytest.raises(FloatingPointError, match="non-finite actions"):
         sampler.sample(sampler.sample_tasks(2), policy)
+
+
+def test_a_process_interrupted_mid_sample_exits_promptly():
+    """KeyboardInterrupt during a MuJoCo sample ends the process: no physics thread keeps it."""
+    script = textwrap.dedent(
+        """
+        import metarl
+        from metarl.rl import GaussianMLPPolicy, MultiTaskSampler
+
+        class Interrupting(GaussianMLPPolicy):
+            calls = 0
+
+            def forward(self, obs):
+                Interrupting.calls += 1
+                if Interrupting.calls == 5:
+                    raise KeyboardInterrupt
+                return super().forward(obs)
+
+        sampler = MultiTaskSampler("metarl/HalfCheetahVel-v0", 4, 20, seed=0, threads=2)
+        sampler.sample(sampler.sample_tasks(2), GaussianMLPPolicy(17, 6, hidden=(8,)))
+        sampler.sample(sampler.sample_tasks(2), Interrupting(17, 6, hidden=(8,)))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert done.returncode != 0 and b"KeyboardInterrupt" in done.stderr
