@@ -22,6 +22,7 @@ class Episodes(NamedTuple):
 
     @property
     def num_tasks(self) -> int:
+        """Number of tasks (the leading dimension)."""
         return self.rewards.shape[0]
 
     def returns(self) -> Tensor:

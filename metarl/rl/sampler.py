@@ -98,6 +98,7 @@ class MultiTaskSampler:
         return {"numpy": self._rng.bit_generator.state, "torch": self._generator.get_state()}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore the random streams saved by ``state`` (resuming a run)."""
         self._rng.bit_generator.state = state["numpy"]
         self._generator.set_state(state["torch"])
 
@@ -194,6 +195,7 @@ class MultiTaskSampler:
         return self._batched
 
     def close(self) -> None:
+        """Close every environment copy the sampler has built."""
         for env in self._envs:
             env.close()
         self._envs.clear()

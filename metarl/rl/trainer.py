@@ -165,6 +165,7 @@ class MetaRLTrainer:
 
     # -- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """Learner weights, sampler random streams and optimiser state, for a checkpoint."""
         state: dict[str, Any] = {
             "learner": self.learner.state_dict(),
             "sampler": self.sampler.state(),
@@ -174,6 +175,7 @@ class MetaRLTrainer:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` saved; the run then continues as if never stopped."""
         self.learner.load_state_dict(state["learner"])
         self.sampler.load_state(state["sampler"])
         if self.optimizer is not None:

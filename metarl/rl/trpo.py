@@ -37,6 +37,8 @@ def conjugate_gradient(
 
 @dataclass
 class TRPOStats:
+    """What one ``trpo_step`` did: surrogate before and after, KL reached, step fraction."""
+
     loss_before: float
     loss_after: float
     kl: float
