@@ -1,0 +1,159 @@
+"""Omniglot (Lake et al., 2015) from the background zip files, with the project's split.
+
+The zips hold 105x105 PNGs, black strokes on white, under ``<zip>/<alphabet>/<character>/``.
+Two small background sets are on this machine; Greek and Latin are in both and are read
+once. The split is by alphabet (``SPLITS``): meta-train, meta-val and meta-test share no
+character. Images are decoded with Pillow, resized, inverted (strokes = 1) and cached as one
+``.npz`` per split and size in a user cache directory, so a second load takes seconds.
+
+    images, labels, names = load_omniglot("train")   # uint8 [N, 28, 28], int64 [N], [C]
+    x = load_image("some_character.png")              # float [1, 28, 28], what learners take
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+ZIP_FILES = ("images_background_small1.zip", "images_background_small2.zip")
+SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("Balinese", "Early_Aramaic", "Greek", "Korean", "Latin", "Japanese_(katakana)"),
+    "val": ("Tagalog",),
+    "test": ("Sanskrit",),
+}
+IMAGE_SIZE = 28
+
+
+class LabelledImages(NamedTuple):
+    """Images ``uint8 [N, size, size]`` (strokes 255), labels ``[N]``, and each class's name."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+
+
+def default_root() -> Path:
+    """``$METARL_OMNIGLOT`` or ``../shared/data/omniglot`` next to the repository."""
+    env = os.environ.get("METARL_OMNIGLOT")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[4] / "shared" / "data" / "omniglot"
+
+
+def cache_dir() -> Path:
+    """``$METARL_CACHE`` or ``$XDG_CACHE_HOME/metarl`` (default ``~/.cache/metarl``)."""
+    env = os.environ.get("METARL_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "metarl"
+
+
+def load_image(file: str | Path | IO[bytes], size: int = IMAGE_SIZE) -> Tensor:
+    """One Omniglot PNG as the learners' input: float ``[1, size, size]``, strokes 1, paper 0."""
+    return torch.from_numpy(_decode(file, size, name=str(file))).float().div(255).unsqueeze(0)
+
+
+def load_omniglot(
+    split: str,
+    root: str | Path | None = None,
+    size: int = IMAGE_SIZE,
+    use_cache: bool = True,
+) -> LabelledImages:
+    """All images of one split (``"train"``, ``"val"`` or ``"test"``), one class per character.
+
+    Raises ``FileNotFoundError`` naming a missing zip and ``ValueError`` naming a corrupt
+    zip or image.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    root = Path(root) if root is not None else default_root()
+    zips = [root / name for name in ZIP_FILES]
+    for path in zips:
+        if not path.is_file():
+            raise FileNotFoundError(f"Omniglot zip not found: {path} (set METARL_OMNIGLOT)")
+    cached = cache_dir() / f"omniglot-{split}-{size}-{_fingerprint(zips)}.npz"
+    if use_cache and cached.is_file():
+        with np.load(cached) as data:
+            return LabelledImages(data["images"], data["labels"], data["class_names"].tolist())
+    result = _read_split(zips, SPLITS[split], size)
+    if use_cache:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(partial, images=result.images, labels=result.labels,
+                 class_names=np.array(result.class_names))  # fmt: skip
+        partial.replace(cached)  # atomic: a concurrent reader never sees half a file
+    return result
+
+
+def with_rotations(
+    data: LabelledImages, angles: Sequence[int] = (0, 90, 180, 270)
+) -> LabelledImages:
+    """Every (class, angle) as a class of its own: the meta-train augmentation of the MAML paper."""
+    images, labels, names = [], [], []
+    for i, angle in enumerate(angles):
+        if angle % 90:
+            raise ValueError(f"angles must be multiples of 90, got {angle}")
+        images.append(np.rot90(data.images, k=angle // 90, axes=(1, 2)))
+        labels.append(data.labels * len(angles) + i)
+    for name in data.class_names:
+        names.extend(f"{name}/rot{angle}" for angle in angles)
+    return LabelledImages(np.concatenate(images), np.concatenate(labels), names)
+
+
+def _read_split(zips: Sequence[Path], alphabets: Sequence[str], size: int) -> LabelledImages:
+    files: dict[tuple[str, str, str], tuple[Path, str]] = {}
+    for path in zips:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.namelist():
+                    parts = member.split("/")
+                    if len(parts) == 4 and parts[1] in alphabets and parts[3].endswith(".png"):
+                        files.setdefault((parts[1], parts[2], parts[3]), (path, member))
+        except zipfile.BadZipFile as error:
+            raise ValueError(f"corrupt Omniglot zip: {path}") from error
+    characters = sorted({(alphabet, character) for alphabet, character, _ in files})
+    if not characters:
+        raise ValueError(f"no images of {list(alphabets)} in {[str(z) for z in zips]}")
+    index = {c: i for i, c in enumerate(characters)}
+    keys = sorted(files)
+    images = np.empty((len(keys), size, size), np.uint8)
+    archives = {path: zipfile.ZipFile(path) for path in zips}
+    try:
+        for row, key in enumerate(keys):
+            path, member = files[key]
+            images[row] = _decode(io.BytesIO(archives[path].read(member)), size, f"{path}:{member}")
+    finally:
+        for archive in archives.values():
+            archive.close()
+    labels = np.array([index[(a, c)] for a, c, _ in keys], np.int64)
+    return LabelledImages(images, labels, [f"{a}/{c}" for a, c in characters])
+
+
+def _decode(file: str | Path | IO[bytes], size: int, name: str) -> np.ndarray:
+    try:
+        with Image.open(file) as image:
+            gray = image.convert("L").resize((size, size), Image.Resampling.LANCZOS)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"corrupt or unreadable Omniglot image: {name}") from error
+    return 255 - np.asarray(gray, np.uint8)
+
+
+def _fingerprint(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha1()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    return digest.hexdigest()[:12]

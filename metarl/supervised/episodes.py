@@ -1,0 +1,78 @@
+"""N-way K-shot episodes over any labelled data set, as batched tensors for the core.
+
+    sampler = EpisodeSampler(images, labels, ways=5, shots=1, queries=15, seed=0)
+    batch = sampler.sample(32)   # TaskBatch: support_x [32, 5, ...], query_x [32, 75, ...]
+
+Each episode draws ``ways`` distinct classes, relabels them ``0..ways-1`` in random order,
+and draws ``shots + queries`` distinct examples of each. Support and query examples are
+grouped by class (``[c0 x K, c1 x K, ...]``). The same seed gives the same episodes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from metarl.core.learners import TaskBatch
+
+
+class EpisodeSampler:
+    """Few-shot classification episodes from ``data [N, ...]`` with integer ``labels [N]``.
+
+    Args:
+        data: examples (a tensor or array; uint8 images are scaled to [0, 1] floats).
+        labels: class of each example.
+        ways: classes per episode (N).
+        shots: support examples per class (K).
+        queries: query examples per class (Q).
+        seed: seeds the episode stream.
+    """
+
+    def __init__(
+        self,
+        data: Tensor | np.ndarray,
+        labels: Tensor | np.ndarray,
+        ways: int,
+        shots: int,
+        queries: int = 15,
+        seed: int = 0,
+    ) -> None:
+        data = torch.as_tensor(data)
+        self.data = data.float().div(255) if data.dtype == torch.uint8 else data.float()
+        if self.data.dim() == 3:  # greyscale images get their channel dimension
+            self.data = self.data.unsqueeze(1)
+        labels = np.asarray(labels)
+        if len(labels) != len(self.data):
+            raise ValueError(f"{len(self.data)} examples but {len(labels)} labels")
+        if min(ways, shots) < 1 or queries < 0:
+            raise ValueError("ways and shots must be >= 1 and queries >= 0")
+        self.ways, self.shots, self.queries = ways, shots, queries
+        classes, counts = np.unique(labels, return_counts=True)
+        usable = classes[counts >= shots + queries]
+        if len(usable) < ways:
+            raise ValueError(
+                f"{ways}-way episodes need {ways} classes with >= {shots + queries} examples; "
+                f"the data has {len(usable)}"
+            )
+        self.classes = usable
+        self._members = {c: np.flatnonzero(labels == c) for c in usable}
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, num_tasks: int) -> TaskBatch:
+        """``num_tasks`` episodes stacked: ``support_x [T, N*K, ...]``, ``query_y [T, N*Q]``."""
+        per_class = self.shots + self.queries
+        index = np.empty((num_tasks, self.ways, per_class), np.int64)
+        for t in range(num_tasks):
+            chosen = self.rng.choice(self.classes, self.ways, replace=False)
+            for way, c in enumerate(chosen):
+                index[t, way] = self.rng.choice(self._members[c], per_class, replace=False)
+        x = self.data[torch.from_numpy(index)]  # [T, N, K + Q, ...]
+        y = torch.arange(self.ways).view(1, self.ways, 1).expand(num_tasks, -1, per_class)
+        k = self.shots
+        return TaskBatch(
+            support_x=x[:, :, :k].flatten(1, 2),
+            support_y=y[:, :, :k].flatten(1, 2),
+            query_x=x[:, :, k:].flatten(1, 2),
+            query_y=y[:, :, k:].flatten(1, 2),
+        )

@@ -1,0 +1,159 @@
+"""Omniglot loading (split, deduplication, cache, errors) and the N-way K-shot episode sampler."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from metarl.supervised.data import omniglot
+from metarl.supervised.data.omniglot import (
+    SPLITS,
+    load_image,
+    load_omniglot,
+    with_rotations,
+)
+from metarl.supervised.episodes import EpisodeSampler
+
+
+def _png(value: int, dot: tuple[int, int] | None = None) -> bytes:
+    image = Image.new("L", (105, 105), 255)
+    if dot is not None:  # a black square: a stroke
+        for dx in range(20):
+            for dy in range(20):
+                image.putpixel((dot[0] + dx, dot[1] + dy), value)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _fake_omniglot(root, per_character=3):
+    """Two zips shaped like the real ones; Greek is in both (as on this machine)."""
+    layout = {
+        "images_background_small1.zip": {"Greek": 2, "Korean": 2, "Tagalog": 1},
+        "images_background_small2.zip": {"Greek": 2, "Sanskrit": 3},
+    }
+    for name, alphabets in layout.items():
+        with zipfile.ZipFile(root / name, "w") as archive:
+            top = name.removesuffix(".zip")
+            for alphabet, characters in alphabets.items():
+                for c in range(characters):
+                    for i in range(per_character):
+                        member = f"{top}/{alphabet}/character{c + 1:02d}/{c}_{i}.png"
+                        archive.writestr(member, _png(0, dot=(10 * i, 10 * c)))
+    return root
+
+
+@pytest.fixture
+def fake_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("METARL_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
+    return _fake_omniglot(tmp_path / "data")
+
+
+def test_splits_are_disjoint_and_duplicated_alphabets_are_read_once(fake_root):
+    loaded = {split: load_omniglot(split, fake_root) for split in SPLITS}
+    train = loaded["train"]
+    assert train.class_names == [f"{a}/character0{c}" for a in ("Greek", "Korean") for c in (1, 2)]
+    assert np.bincount(train.labels).tolist() == [3, 3, 3, 3]  # Greek not doubled
+    assert len(loaded["val"].class_names) == 1 and len(loaded["test"].class_names) == 3
+    names = [set(data.class_names) for data in loaded.values()]
+    assert all(not (a & b) for i, a in enumerate(names) for b in names[i + 1 :])
+    assert train.images.shape == (12, 28, 28) and train.images.dtype == np.uint8
+    assert train.images.max() == 255 and np.median(train.images) == 0  # strokes 255, paper 0
+
+
+def test_second_load_comes_from_the_cache(fake_root, monkeypatch):
+    first = load_omniglot("test", fake_root)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again instead of reading the cache")
+
+    monkeypatch.setattr(omniglot, "_read_split", no_decoding)
+    second = load_omniglot("test", fake_root)
+    np.testing.assert_array_equal(first.images, second.images)
+    assert first.class_names == second.class_names
+
+
+def test_missing_and_corrupt_files_are_named(fake_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match="images_background_small1.zip"):
+        load_omniglot("train", tmp_path / "nowhere")
+    (fake_root / "images_background_small2.zip").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="corrupt Omniglot zip: .*small2.zip"):
+        load_omniglot("train", fake_root, use_cache=False)
+    with zipfile.ZipFile(fake_root / "images_background_small2.zip", "w") as archive:
+        archive.writestr("images_background_small2/Sanskrit/character01/bad.png", b"garbage")
+    with pytest.raises(ValueError, match="character01/bad.png"):
+        load_omniglot("test", fake_root, use_cache=False)
+    with pytest.raises(ValueError, match="split"):
+        load_omniglot("meta-test", fake_root)
+
+
+def test_load_image_gives_the_learners_input(tmp_path):
+    path = tmp_path / "x.png"
+    path.write_bytes(_png(0, dot=(0, 0)))
+    x = load_image(path)
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32
+    assert x[0, 0, 0] == 1.0 and x[0, -1, -1] == 0.0  # stroke top-left, paper elsewhere
+
+
+def test_rotations_are_new_classes():
+    images = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    data = omniglot.LabelledImages(images, np.array([0, 1]), ["a", "b"])
+    rotated = with_rotations(data)
+    assert rotated.class_names[:4] == ["a/rot0", "a/rot90", "a/rot180", "a/rot270"]
+    assert sorted(rotated.labels.tolist()) == list(range(8))
+    np.testing.assert_array_equal(rotated.images[2], np.rot90(images[0]))  # a, 90 degrees
+    assert rotated.labels[2] == 1
+
+
+def test_episodes_have_the_right_shapes_labels_and_no_overlap():
+    labels = np.repeat(np.arange(10), 6)
+    data = torch.arange(60, dtype=torch.float32).view(60, 1, 1, 1).expand(60, 1, 2, 2)
+    sampler = EpisodeSampler(data, labels, ways=5, shots=2, queries=3, seed=0)
+    batch = sampler.sample(4)
+    assert batch.support_x.shape == (4, 10, 1, 2, 2) and batch.query_x.shape == (4, 15, 1, 2, 2)
+    assert batch.support_y.tolist()[0] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    for t in range(4):
+        support_ids = batch.support_x[t, :, 0, 0, 0].long().tolist()
+        query_ids = batch.query_x[t, :, 0, 0, 0].long().tolist()
+        assert not set(support_ids) & set(query_ids)
+        for ids, ys in ((support_ids, batch.support_y[t]), (query_ids, batch.query_y[t])):
+            classes = labels[ids]
+            # every episode label maps to one original class, and the classes differ
+            mapping = {int(y): int(c) for y, c in zip(ys, classes)}
+            assert len(mapping) == 5 and len(set(mapping.values())) == 5
+            assert all(mapping[int(y)] == c for y, c in zip(ys, classes))
+    again = EpisodeSampler(data, labels, ways=5, shots=2, queries=3, seed=0).sample(4)
+    assert all(torch.equal(a, b) for a, b in zip(batch, again))
+
+
+def test_episode_sampler_rejects_impossible_requests():
+    labels = np.repeat(np.arange(3), 4)
+    data = np.zeros((12, 5, 5), np.uint8)
+    with pytest.raises(ValueError, match="need 5 classes"):
+        EpisodeSampler(data, labels, ways=5, shots=1, queries=1)
+    with pytest.raises(ValueError, match="need 3 classes with >= 5 examples"):
+        EpisodeSampler(data, labels, ways=3, shots=2, queries=3)
+    with pytest.raises(ValueError, match="labels"):
+        EpisodeSampler(data, labels[:5], ways=2, shots=1)
+    x = EpisodeSampler(data, labels, ways=2, shots=1, queries=1).sample(1).support_x
+    assert x.shape == (1, 2, 1, 5, 5) and x.dtype == torch.float32
+
+
+@pytest.mark.skipif(
+    not (omniglot.default_root() / omniglot.ZIP_FILES[0]).is_file(),
+    reason="the Omniglot zips are not next to this checkout (set METARL_OMNIGLOT)",
+)
+def test_real_omniglot_split_matches_the_design():
+    loaded = {split: load_omniglot(split) for split in SPLITS}
+    counts = {split: len(data.class_names) for split, data in loaded.items()}
+    assert counts == {"train": 183, "val": 17, "test": 42}
+    for data in loaded.values():
+        assert set(np.bincount(data.labels).tolist()) == {20}  # 20 drawers per character
+    alphabets = {split: {n.split("/")[0] for n in d.class_names} for split, d in loaded.items()}
+    assert alphabets == {split: set(names) for split, names in SPLITS.items()}
