@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 
 class MLP(nn.Sequential):
@@ -27,3 +28,68 @@ class MLP(nn.Sequential):
             if i < len(sizes) - 2:
                 layers.append(activation())
         super().__init__(*layers)
+
+
+class TaskBatchNorm2d(nn.Module):
+    """Batch normalisation from the statistics of the batch at hand, with a learned affine.
+
+    This is how MAML's Conv-4 normalises (batch statistics at training and test time, no
+    running averages), written with plain tensor operations: under ``vmap`` each task is
+    normalised by its own statistics, and second-order meta-gradients are exact, which
+    ``nn.BatchNorm2d`` does not give (see DESIGN.md). At test time the statistics come from
+    the query batch being classified (transductive, as in MAML and Reptile's papers).
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+NORMS = ("batch", "group", "none")
+
+
+class Conv4(nn.Module):
+    """The standard few-shot Conv-4: four blocks of 3x3 conv, norm, ReLU, 2x2 max-pool, then linear.
+
+    ``Conv4(ways=5)`` takes ``[B, 1, 28, 28]`` Omniglot images and returns ``[B, 5]`` logits
+    (28 -> 14 -> 7 -> 3 -> 1 spatially). ``norm="batch"`` is ``TaskBatchNorm2d`` (MAML's
+    choice), ``"group"`` is ``nn.GroupNorm`` with 8 groups (no batch statistics, so not
+    transductive), ``"none"`` leaves the blocks unnormalised. All three are vmap-safe.
+    """
+
+    def __init__(
+        self,
+        ways: int,
+        in_channels: int = 1,
+        channels: int = 64,
+        image_size: int = 28,
+        norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        blocks: list[nn.Module] = []
+        size, c_in = image_size, in_channels
+        for _ in range(4):
+            blocks.append(nn.Conv2d(c_in, channels, 3, padding=1))
+            if norm == "batch":
+                blocks.append(TaskBatchNorm2d(channels))
+            elif norm == "group":
+                blocks.append(nn.GroupNorm(min(8, channels), channels))
+            blocks += [nn.ReLU(), nn.MaxPool2d(2)]
+            size, c_in = size // 2, channels
+        if size < 1:
+            raise ValueError(f"image_size {image_size} is too small for four 2x2 poolings")
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Linear(channels * size * size, ways)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).flatten(1))
