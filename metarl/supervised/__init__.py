@@ -2,6 +2,16 @@
 
 from metarl.supervised.data import SinusoidTasks, load_omniglot
 from metarl.supervised.episodes import EpisodeSampler
+from metarl.supervised.fewshot import FewShotClassifier, load_learner
 from metarl.supervised.models import MLP, Conv4, TaskBatchNorm2d
 
-__all__ = ["MLP", "Conv4", "EpisodeSampler", "SinusoidTasks", "TaskBatchNorm2d", "load_omniglot"]
+__all__ = [
+    "MLP",
+    "Conv4",
+    "EpisodeSampler",
+    "FewShotClassifier",
+    "SinusoidTasks",
+    "TaskBatchNorm2d",
+    "load_learner",
+    "load_omniglot",
+]

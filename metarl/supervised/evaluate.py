@@ -42,3 +42,24 @@ def mean_and_ci95(values: Tensor) -> tuple[float, float]:
     if values.numel() < 2:
         raise ValueError("need at least two values for a confidence interval")
     return values.mean().item(), 1.96 * values.std().item() / values.numel() ** 0.5
+
+
+def accuracies_after_steps(learner: MetaLearner, batch: Any, steps: int) -> Tensor:
+    """Query accuracy of every task ``[tasks]`` after ``steps`` inner steps on its support set.
+
+    Cross-entropy adaptation with the learner's own rule; no meta-gradient graph.
+    """
+    b = as_task_batch(batch)
+    loss = learner.supervised_loss(torch.nn.functional.cross_entropy)
+    adapted = learner.adapt_batch(
+        loss, (b.support_x, b.support_y), steps=steps,
+        params=detach_params(learner.params()), first_order=True,
+    )  # fmt: skip
+    adapted = {name: p.detach() for name, p in adapted.items()}
+
+    def correct(params: Any, data: tuple[Tensor, Tensor]) -> Tensor:
+        x, y = data
+        return (learner(x, params=params).argmax(-1) == y).float().mean()
+
+    with torch.no_grad():
+        return learner.task_losses(correct, adapted, (b.query_x, b.query_y))

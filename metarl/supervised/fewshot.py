@@ -1,0 +1,114 @@
+"""One interface for every trained few-shot classifier: build, save, load, predict.
+
+    learner = build_learner("maml", {"name": "Conv4", "ways": 5}, inner_lr=0.4, inner_steps=1)
+    ...meta-train learner...
+    save_learner("maml.pt", learner, "maml", {"name": "Conv4", "ways": 5}, eval_steps=3)
+
+    clf = load_learner("maml.pt")                      # weights_only=True
+    logits = clf.predict(support_x, support_y, query_x)  # [Q, N] for one episode
+
+A checkpoint holds only tensors, numbers and strings: the learner kind, the model's
+constructor arguments, the learner's settings and its state dict.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from metarl.core import MAML, MetaLearner, MetaSGD, Reptile
+from metarl.supervised.models import MLP, Conv4
+from metarl.utils import load_checkpoint, save_checkpoint
+
+MODELS: dict[str, type[nn.Module]] = {"Conv4": Conv4, "MLP": MLP}
+LEARNERS = ("maml", "fomaml", "metasgd", "reptile")
+
+
+def build_model(spec: Mapping[str, Any]) -> nn.Module:
+    """``{"name": "Conv4", **kwargs}`` -> the model (``MODELS`` lists the names)."""
+    kwargs = dict(spec)
+    name = kwargs.pop("name", None)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {list(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def build_learner(
+    kind: str, model_spec: Mapping[str, Any], inner_lr: float, inner_steps: int
+) -> MetaLearner:
+    """A fresh learner of ``kind`` (one of ``LEARNERS``) around a model built from its spec."""
+    model = build_model(model_spec)
+    if kind == "maml":
+        return MAML(model, inner_lr, inner_steps)
+    if kind == "fomaml":
+        return MAML(model, inner_lr, inner_steps, first_order=True)
+    if kind == "metasgd":
+        return MetaSGD(model, inner_lr, inner_steps)
+    if kind == "reptile":
+        return Reptile(model, inner_lr, inner_steps)
+    raise ValueError(f"unknown learner {kind!r}; known: {list(LEARNERS)}")
+
+
+class FewShotClassifier:
+    """A meta-trained learner ready to classify episodes: adapt on the support set, predict."""
+
+    def __init__(self, learner: MetaLearner, eval_steps: int) -> None:
+        self.learner = learner
+        self.eval_steps = eval_steps
+        self._loss = learner.supervised_loss(F.cross_entropy)
+
+    def predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+        """Query logits ``[Q, N]`` after ``eval_steps`` inner steps on one episode's support."""
+        if support_x.shape[0] != support_y.shape[0]:
+            raise ValueError(f"{support_x.shape[0]} support examples, {support_y.shape[0]} labels")
+        with torch.enable_grad():
+            adapted = self.learner.adapt(
+                self._loss, (support_x, support_y.long()), steps=self.eval_steps, first_order=True
+            )
+        with torch.no_grad():
+            return self.learner(query_x, params={n: p.detach() for n, p in adapted.items()})
+
+    def accuracy(
+        self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor
+    ) -> float:
+        """Fraction of the query set classified correctly."""
+        logits = self.predict(support_x, support_y, query_x)
+        return (logits.argmax(-1) == query_y).float().mean().item()
+
+
+def save_learner(
+    path: str | os.PathLike,
+    learner: MetaLearner,
+    kind: str,
+    model_spec: Mapping[str, Any],
+    eval_steps: int,
+    inner_lr: float,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Write everything ``load_learner`` needs (atomically), plus ``extra`` plain values."""
+    save_checkpoint(
+        {
+            "kind": kind,
+            "model": dict(model_spec),
+            "inner_lr": float(inner_lr),
+            "inner_steps": int(learner.inner_steps),
+            "eval_steps": int(eval_steps),
+            "state_dict": learner.state_dict(),
+            "extra": dict(extra or {}),
+        },
+        path,
+    )
+
+
+def load_learner(path: str | os.PathLike) -> FewShotClassifier:
+    """Load a checkpoint written by ``save_learner`` (``weights_only=True``)."""
+    state = load_checkpoint(path)
+    learner = build_learner(state["kind"], state["model"], state["inner_lr"], state["inner_steps"])
+    learner.load_state_dict(state["state_dict"])
+    learner.eval()
+    return FewShotClassifier(learner, state["eval_steps"])
