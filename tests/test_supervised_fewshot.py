@@ -37,8 +37,10 @@ MLP_SPEC = {"name": "MLP", "in_features": 16, "out_features": 5, "hidden": (32,)
 # meta-trains on more shots than it is tested with, as in its paper's Omniglot runs)
 SETTINGS = {
     "maml": (0.5, 1, 3e-3, 1), "fomaml": (0.5, 1, 3e-3, 1), "metasgd": (0.5, 1, 3e-3, 1),
-    "reptile": (0.5, 5, 0.1, 5),
+    "reptile": (0.5, 5, 0.1, 5), "caml": (5.0, 2, 3e-3, 1),
 }  # fmt: skip
+SPECS = {"caml": {"name": "ContextMLP", "in_features": 16, "out_features": 5, "context_dim": 32,
+                  "hidden": (64,)}}  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", LEARNERS)
@@ -48,7 +50,7 @@ def test_every_learner_beats_chance_after_a_few_hundred_iterations(kind):
     inner_lr, steps, outer_lr, train_shots = SETTINGS[kind]
     train = EpisodeSampler(data[:600], labels[:600], ways=5, shots=train_shots, queries=5, seed=0)
     test = EpisodeSampler(data[600:], labels[600:], ways=5, shots=1, queries=5, seed=1)
-    learner = build_learner(kind, MLP_SPEC, inner_lr, steps)
+    learner = build_learner(kind, SPECS.get(kind, MLP_SPEC), inner_lr, steps)
     held_out = test.sample(200)
     before = accuracies_after_steps(learner, held_out, steps).mean().item()
     optimizer = torch.optim.Adam(learner.parameters(), lr=outer_lr)

@@ -1,11 +1,14 @@
 """Few-shot supervised learning on the same adaptation core as the meta-RL learners."""
 
+from metarl.supervised.caml import CAML, ContextMLP
 from metarl.supervised.data import SinusoidTasks, load_omniglot
 from metarl.supervised.episodes import EpisodeSampler
 from metarl.supervised.fewshot import FewShotClassifier, load_learner
 from metarl.supervised.models import MLP, Conv4, TaskBatchNorm2d
 
 __all__ = [
+    "CAML",
+    "ContextMLP",
     "MLP",
     "Conv4",
     "EpisodeSampler",

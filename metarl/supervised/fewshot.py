@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metarl.core import MAML, MetaLearner, MetaSGD, Reptile
+from metarl.supervised.caml import CAML, ContextMLP
 from metarl.supervised.models import MLP, Conv4
 from metarl.utils import load_checkpoint, save_checkpoint
 
-MODELS: dict[str, type[nn.Module]] = {"Conv4": Conv4, "MLP": MLP}
-LEARNERS = ("maml", "fomaml", "metasgd", "reptile")
+MODELS: dict[str, type[nn.Module]] = {"Conv4": Conv4, "MLP": MLP, "ContextMLP": ContextMLP}
+LEARNERS = ("maml", "fomaml", "metasgd", "reptile", "caml")
 
 
 def build_model(spec: Mapping[str, Any]) -> nn.Module:
@@ -51,6 +52,8 @@ def build_learner(
         return MetaSGD(model, inner_lr, inner_steps)
     if kind == "reptile":
         return Reptile(model, inner_lr, inner_steps)
+    if kind == "caml":
+        return CAML(model, inner_lr, inner_steps)
     raise ValueError(f"unknown learner {kind!r}; known: {list(LEARNERS)}")
 
 
