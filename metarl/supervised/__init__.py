@@ -4,6 +4,7 @@ from metarl.supervised.caml import CAML, ContextMLP
 from metarl.supervised.data import SinusoidTasks, load_omniglot
 from metarl.supervised.episodes import EpisodeSampler
 from metarl.supervised.fewshot import FewShotClassifier, load_learner
+from metarl.supervised.gradient_agreement import GradientAgreementMAML
 from metarl.supervised.models import MLP, Conv4, TaskBatchNorm2d
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "Conv4",
     "EpisodeSampler",
     "FewShotClassifier",
+    "GradientAgreementMAML",
     "SinusoidTasks",
     "TaskBatchNorm2d",
     "load_learner",

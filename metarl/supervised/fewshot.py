@@ -23,11 +23,12 @@ from torch import Tensor, nn
 
 from metarl.core import MAML, MetaLearner, MetaSGD, Reptile
 from metarl.supervised.caml import CAML, ContextMLP
+from metarl.supervised.gradient_agreement import GradientAgreementMAML
 from metarl.supervised.models import MLP, Conv4
 from metarl.utils import load_checkpoint, save_checkpoint
 
 MODELS: dict[str, type[nn.Module]] = {"Conv4": Conv4, "MLP": MLP, "ContextMLP": ContextMLP}
-LEARNERS = ("maml", "fomaml", "metasgd", "reptile", "caml")
+LEARNERS = ("maml", "fomaml", "metasgd", "reptile", "caml", "gradagree")
 
 
 def build_model(spec: Mapping[str, Any]) -> nn.Module:
@@ -54,6 +55,8 @@ def build_learner(
         return Reptile(model, inner_lr, inner_steps)
     if kind == "caml":
         return CAML(model, inner_lr, inner_steps)
+    if kind == "gradagree":
+        return GradientAgreementMAML(model, inner_lr, inner_steps)
     raise ValueError(f"unknown learner {kind!r}; known: {list(LEARNERS)}")
 
 
