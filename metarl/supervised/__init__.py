@@ -6,6 +6,7 @@ from metarl.supervised.episodes import EpisodeSampler
 from metarl.supervised.fewshot import FewShotClassifier, load_learner
 from metarl.supervised.gradient_agreement import GradientAgreementMAML
 from metarl.supervised.models import MLP, Conv4, TaskBatchNorm2d
+from metarl.supervised.taml import TAML
 
 __all__ = [
     "CAML",
@@ -16,6 +17,7 @@ __all__ = [
     "FewShotClassifier",
     "GradientAgreementMAML",
     "SinusoidTasks",
+    "TAML",
     "TaskBatchNorm2d",
     "load_learner",
     "load_omniglot",

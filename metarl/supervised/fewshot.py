@@ -25,10 +25,11 @@ from metarl.core import MAML, MetaLearner, MetaSGD, Reptile
 from metarl.supervised.caml import CAML, ContextMLP
 from metarl.supervised.gradient_agreement import GradientAgreementMAML
 from metarl.supervised.models import MLP, Conv4
+from metarl.supervised.taml import TAML
 from metarl.utils import load_checkpoint, save_checkpoint
 
 MODELS: dict[str, type[nn.Module]] = {"Conv4": Conv4, "MLP": MLP, "ContextMLP": ContextMLP}
-LEARNERS = ("maml", "fomaml", "metasgd", "reptile", "caml", "gradagree")
+LEARNERS = ("maml", "fomaml", "metasgd", "reptile", "caml", "gradagree", "taml", "taml-theil")
 
 
 def build_model(spec: Mapping[str, Any]) -> nn.Module:
@@ -57,6 +58,9 @@ def build_learner(
         return CAML(model, inner_lr, inner_steps)
     if kind == "gradagree":
         return GradientAgreementMAML(model, inner_lr, inner_steps)
+    if kind in ("taml", "taml-theil"):
+        variant = "entropy" if kind == "taml" else "theil"
+        return TAML(model, inner_lr, inner_steps, variant=variant)
     raise ValueError(f"unknown learner {kind!r}; known: {list(LEARNERS)}")
 
 
