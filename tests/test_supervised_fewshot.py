@@ -44,7 +44,8 @@ SPECS = {"caml": {"name": "ContextMLP", "in_features": 16, "out_features": 5, "c
                   "hidden": (64,)}}  # fmt: skip
 
 
-@pytest.mark.parametrize("kind", LEARNERS)
+# ADML clips its attacks to image bounds [0, 1]; tests/test_supervised_adml.py trains it.
+@pytest.mark.parametrize("kind", [k for k in LEARNERS if k != "adml"])
 def test_every_learner_beats_chance_after_a_few_hundred_iterations(kind):
     torch.manual_seed(0)
     data, labels = _prototype_data()

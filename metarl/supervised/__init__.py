@@ -1,5 +1,6 @@
 """Few-shot supervised learning on the same adaptation core as the meta-RL learners."""
 
+from metarl.supervised.adml import ADML
 from metarl.supervised.caml import CAML, ContextMLP
 from metarl.supervised.data import SinusoidTasks, load_omniglot
 from metarl.supervised.episodes import EpisodeSampler
@@ -9,6 +10,7 @@ from metarl.supervised.models import MLP, Conv4, TaskBatchNorm2d
 from metarl.supervised.taml import TAML
 
 __all__ = [
+    "ADML",
     "CAML",
     "ContextMLP",
     "MLP",

@@ -8,8 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from metarl.core.adapt import map_tasks
 from metarl.core.learners import MetaLearner, as_task_batch
 from metarl.core.params import detach_params
+from metarl.supervised.adml import fgsm
 
 
 def losses_after_steps(
@@ -44,10 +46,14 @@ def mean_and_ci95(values: Tensor) -> tuple[float, float]:
     return values.mean().item(), 1.96 * values.std().item() / values.numel() ** 0.5
 
 
-def accuracies_after_steps(learner: MetaLearner, batch: Any, steps: int) -> Tensor:
+def accuracies_after_steps(
+    learner: MetaLearner, batch: Any, steps: int, attack_epsilon: float | None = None
+) -> Tensor:
     """Query accuracy of every task ``[tasks]`` after ``steps`` inner steps on its support set.
 
-    Cross-entropy adaptation with the learner's own rule; no meta-gradient graph.
+    Cross-entropy adaptation with the learner's own rule; no meta-gradient graph. With
+    ``attack_epsilon``, each task's query inputs are FGSM-perturbed (clipped to [0, 1])
+    against that task's adapted parameters before they are classified.
     """
     b = as_task_batch(batch)
     loss = learner.supervised_loss(torch.nn.functional.cross_entropy)
@@ -56,10 +62,18 @@ def accuracies_after_steps(learner: MetaLearner, batch: Any, steps: int) -> Tens
         params=detach_params(learner.params()), first_order=True,
     )  # fmt: skip
     adapted = {name: p.detach() for name, p in adapted.items()}
+    query_x = b.query_x
+    if attack_epsilon is not None:
+
+        def attacked(params: Any, x: Tensor, y: Tensor) -> Tensor:
+            ce = torch.nn.functional.cross_entropy
+            return fgsm(learner.model, params, x, y, attack_epsilon, ce)
+
+        query_x = map_tasks(attacked, [adapted, b.query_x, b.query_y], [0, 0, 0], learner.batching)
 
     def correct(params: Any, data: tuple[Tensor, Tensor]) -> Tensor:
         x, y = data
         return (learner(x, params=params).argmax(-1) == y).float().mean()
 
     with torch.no_grad():
-        return learner.task_losses(correct, adapted, (b.query_x, b.query_y))
+        return learner.task_losses(correct, adapted, (query_x, b.query_y))

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metarl.core import MAML, MetaLearner, MetaSGD, Reptile
+from metarl.supervised.adml import ADML
 from metarl.supervised.caml import CAML, ContextMLP
 from metarl.supervised.gradient_agreement import GradientAgreementMAML
 from metarl.supervised.models import MLP, Conv4
@@ -29,7 +30,9 @@ from metarl.supervised.taml import TAML
 from metarl.utils import load_checkpoint, save_checkpoint
 
 MODELS: dict[str, type[nn.Module]] = {"Conv4": Conv4, "MLP": MLP, "ContextMLP": ContextMLP}
-LEARNERS = ("maml", "fomaml", "metasgd", "reptile", "caml", "gradagree", "taml", "taml-theil")
+LEARNERS = (
+    "maml", "fomaml", "metasgd", "reptile", "caml", "gradagree", "taml", "taml-theil", "adml",
+)  # fmt: skip
 
 
 def build_model(spec: Mapping[str, Any]) -> nn.Module:
@@ -58,6 +61,8 @@ def build_learner(
         return CAML(model, inner_lr, inner_steps)
     if kind == "gradagree":
         return GradientAgreementMAML(model, inner_lr, inner_steps)
+    if kind == "adml":
+        return ADML(model, inner_lr, inner_steps)
     if kind in ("taml", "taml-theil"):
         variant = "entropy" if kind == "taml" else "theil"
         return TAML(model, inner_lr, inner_steps, variant=variant)
