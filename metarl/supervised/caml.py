@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from metarl.core.learners import BatchingChoice, MetaLearner
 from metarl.core.params import Params, named_params
-from metarl.core.rules import InnerRule
+from metarl.core.rules import SGDRule
 from metarl.supervised.models import MLP
 
 CONTEXT = "context"
@@ -42,14 +42,8 @@ class ContextMLP(nn.Module):
         return self.body(torch.cat((x, context), dim=-1))
 
 
-class ContextSGDRule(InnerRule):
+class ContextSGDRule(SGDRule):
     """A gradient step on the context only; every other parameter stays as it is."""
-
-    def __init__(self, lr: float) -> None:
-        super().__init__()
-        if not lr > 0:
-            raise ValueError(f"inner learning rate must be positive, got {lr}")
-        self.lr = float(lr)
 
     def step(self, params: Params, grads: Params) -> Params:
         return {
