@@ -1,4 +1,4 @@
-"""Few-shot Omniglot classification with MAML, FOMAML, Meta-SGD or Reptile on a Conv-4.
+"""Few-shot Omniglot classification with MAML and its relatives on a Conv-4.
 
 Data: this machine's two background sets, split by alphabet (meta-train: six alphabets with
 90/180/270-degree rotations as extra classes; meta-val: Tagalog; meta-test: Sanskrit).
@@ -48,7 +48,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 class Settings:
     """Omniglot few-shot meta-training and evaluation."""
 
-    learner: str = "maml"  # maml | fomaml | metasgd | reptile
+    learner: str = "maml"  # maml, fomaml, metasgd, reptile, gradagree, taml, taml-theil, adml
     ways: int = 5
     shots: int = 1
     queries: int = 15
