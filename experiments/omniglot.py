@@ -48,7 +48,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 class Settings:
     """Omniglot few-shot meta-training and evaluation."""
 
-    learner: str = "maml"  # maml, fomaml, metasgd, reptile, gradagree, taml, taml-theil, adml
+    learner: str = "maml"  # maml fomaml metasgd reptile caml gradagree taml taml-theil adml
     ways: int = 5
     shots: int = 1
     queries: int = 15
@@ -60,6 +60,7 @@ class Settings:
     outer_lr: float = 1e-3
     channels: int = 64
     norm: str = "batch"  # batch | group | none
+    context_dim: int = 100  # CAML only: size of the FiLM context (the paper's value)
     val_every: int = 500
     val_episodes: int = 200
     test_episodes: int = 600
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
         "test": EpisodeSampler(*test[:2], s.ways, s.shots, s.queries, seed=s.seed + 2),
     }
     model_spec = {"name": "Conv4", "ways": s.ways, "channels": s.channels, "norm": s.norm}
+    if s.learner == "caml":
+        model_spec["context_dim"] = s.context_dim
     learner = build_learner(s.learner, model_spec, s.inner_lr, s.inner_steps)
     optimizer = torch.optim.Adam(learner.parameters(), lr=s.outer_lr)
 

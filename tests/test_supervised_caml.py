@@ -65,3 +65,29 @@ def test_vmap_and_loop_agree(float64):
 def test_model_without_context_is_refused():
     with pytest.raises(ValueError, match="context"):
         CAML(torch.nn.Linear(2, 1))
+
+
+def test_caml_adapts_a_conv4_through_film_and_vmap_equals_loop(float64):
+    from metarl.supervised.models import Conv4
+
+    torch.manual_seed(0)
+    model = Conv4(ways=3, channels=4, image_size=16, context_dim=5)
+    learner = CAML(model, inner_lr=1.0)
+    g = torch.Generator().manual_seed(0)
+    batch = TaskBatch(
+        torch.rand(2, 3, 1, 16, 16, generator=g), torch.arange(3).repeat(2, 1),
+        torch.rand(2, 6, 1, 16, 16, generator=g), torch.arange(3).repeat(2, 2),
+    )  # fmt: skip
+    adapted = learner.adapt(learner.supervised_loss(F.cross_entropy), (batch[0][0], batch[1][0]))
+    assert adapted["context"].abs().sum() > 0  # the context moved, through FiLM
+    grads = {}
+    for batching in ("vmap", "loop"):
+        learner.batching = batching
+        learner.zero_grad()
+        learner.meta_loss(batch, F.cross_entropy).backward()
+        grads[batching] = [p.grad.clone() for p in learner.parameters()]
+        # FiLM's weights act on the context, which is zero before adaptation: their
+        # gradient exists only through the inner step
+        assert model.film.weight.grad.abs().sum() > 0
+    for a, b in zip(grads["vmap"], grads["loop"]):
+        torch.testing.assert_close(a, b)

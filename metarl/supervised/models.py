@@ -63,6 +63,9 @@ class Conv4(nn.Module):
     (28 -> 14 -> 7 -> 3 -> 1 spatially). ``norm="batch"`` is ``TaskBatchNorm2d`` (MAML's
     choice), ``"group"`` is ``nn.GroupNorm`` with 8 groups (no batch statistics, so not
     transductive), ``"none"`` leaves the blocks unnormalised. All three are vmap-safe.
+    ``context_dim > 0`` adds a ``context`` buffer (zeros) that modulates the first block's
+    features by FiLM, ``h * (1 + gamma) + beta`` with ``(gamma, beta)`` a linear function of
+    the context: the model CAML adapts.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class Conv4(nn.Module):
         channels: int = 64,
         image_size: int = 28,
         norm: str = "batch",
+        context_dim: int = 0,
     ) -> None:
         super().__init__()
         if norm not in NORMS:
@@ -90,6 +94,16 @@ class Conv4(nn.Module):
             raise ValueError(f"image_size {image_size} is too small for four 2x2 poolings")
         self.features = nn.Sequential(*blocks)
         self.head = nn.Linear(channels * size * size, ways)
+        self.film: nn.Linear | None = None
+        if context_dim > 0:
+            self.register_buffer("context", torch.zeros(context_dim))
+            self.film = nn.Linear(context_dim, 2 * channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x).flatten(1))
+        if self.film is None:
+            return self.head(self.features(x).flatten(1))
+        per_block = len(self.features) // 4
+        h = self.features[:per_block](x)
+        gamma, beta = self.film(self.context).view(2, -1, 1, 1)
+        h = self.features[per_block:](h * (1 + gamma) + beta)
+        return self.head(h.flatten(1))
