@@ -48,7 +48,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 class Settings:
     """Omniglot few-shot meta-training and evaluation."""
 
-    learner: str = "maml"  # maml fomaml metasgd reptile caml gradagree taml taml-theil adml
+    learner: str = "maml"  # any of metarl.supervised.fewshot.LEARNERS
     ways: int = 5
     shots: int = 1
     queries: int = 15

@@ -27,7 +27,7 @@ from metarl.core.params import (
     stack_params,
     unstack_params,
 )
-from metarl.core.rules import InnerRule, MetaSGDRule, SGDRule
+from metarl.core.rules import InnerRule, MetaSGDRule, SGDRule, StatefulRule
 
 __all__ = [
     "MAML",
@@ -39,6 +39,7 @@ __all__ = [
     "Params",
     "Reptile",
     "SGDRule",
+    "StatefulRule",
     "TaskBatch",
     "adapt",
     "adapt_batch",

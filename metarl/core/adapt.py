@@ -21,11 +21,11 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
-from torch.func import grad, vmap
+from torch.func import grad, grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
 from metarl.core.params import Params
-from metarl.core.rules import InnerRule
+from metarl.core.rules import InnerRule, StatefulRule
 
 InnerLoss = Callable[[Params, Any], Tensor]
 Batching = Literal["vmap", "loop"]
@@ -47,6 +47,15 @@ def adapt(
     """
     if steps < 0:
         raise ValueError(f"inner steps must be >= 0, got {steps}")
+    if isinstance(rule, StatefulRule):
+        state = rule.init_state(params)
+        grad_and_loss = grad_and_value(inner_loss)
+        for _ in range(steps):
+            grads, loss = grad_and_loss(params, data)
+            if first_order:
+                grads = {name: g.detach() for name, g in grads.items()}
+            params, state = rule.step_with_state(params, grads, loss, state)
+        return params
     grad_fn = grad(inner_loss)
     for _ in range(steps):
         grads = grad_fn(params, data)

@@ -7,6 +7,8 @@ functions of ``(params, grads)``, which is what lets ``vmap`` map them over task
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -17,6 +19,23 @@ class InnerRule(nn.Module):
     """Base class: ``step(params, grads) -> new params``, a pure function."""
 
     def step(self, params: Params, grads: Params) -> Params:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class StatefulRule(InnerRule):
+    """A rule that also sees the inner loss and carries state from step to step.
+
+    ``init_state(params)`` gives the state before the first step (a pytree of tensors, so
+    that ``vmap`` maps it over tasks); ``step_with_state(params, grads, loss, state)``
+    returns the new parameters and state. The LSTM meta-learner is one.
+    """
+
+    def init_state(self, params: Params) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def step_with_state(
+        self, params: Params, grads: Params, loss: Tensor, state: Any
+    ) -> tuple[Params, Any]:  # pragma: no cover - interface
         raise NotImplementedError
 
 

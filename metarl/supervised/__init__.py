@@ -6,6 +6,7 @@ from metarl.supervised.data import SinusoidTasks, load_omniglot
 from metarl.supervised.episodes import EpisodeSampler
 from metarl.supervised.fewshot import FewShotClassifier, load_learner
 from metarl.supervised.gradient_agreement import GradientAgreementMAML
+from metarl.supervised.lstm_meta_learner import LSTMMetaLearner
 from metarl.supervised.models import MLP, Conv4, TaskBatchNorm2d
 from metarl.supervised.taml import TAML
 
@@ -18,6 +19,7 @@ __all__ = [
     "EpisodeSampler",
     "FewShotClassifier",
     "GradientAgreementMAML",
+    "LSTMMetaLearner",
     "SinusoidTasks",
     "TAML",
     "TaskBatchNorm2d",

@@ -25,6 +25,7 @@ from metarl.core import MAML, MetaLearner, MetaSGD, Reptile
 from metarl.supervised.adml import ADML
 from metarl.supervised.caml import CAML, ContextMLP
 from metarl.supervised.gradient_agreement import GradientAgreementMAML
+from metarl.supervised.lstm_meta_learner import LSTMMetaLearner
 from metarl.supervised.models import MLP, Conv4
 from metarl.supervised.taml import TAML
 from metarl.utils import load_checkpoint, save_checkpoint
@@ -32,6 +33,7 @@ from metarl.utils import load_checkpoint, save_checkpoint
 MODELS: dict[str, type[nn.Module]] = {"Conv4": Conv4, "MLP": MLP, "ContextMLP": ContextMLP}
 LEARNERS = (
     "maml", "fomaml", "metasgd", "reptile", "caml", "gradagree", "taml", "taml-theil", "adml",
+    "lstm",
 )  # fmt: skip
 
 
@@ -61,6 +63,8 @@ def build_learner(
         return CAML(model, inner_lr, inner_steps)
     if kind == "gradagree":
         return GradientAgreementMAML(model, inner_lr, inner_steps)
+    if kind == "lstm":  # inner_lr: the input gate's starting value (a step size below 1)
+        return LSTMMetaLearner(model, inner_steps, initial_step=inner_lr)
     if kind == "adml":
         return ADML(model, inner_lr, inner_steps)
     if kind in ("taml", "taml-theil"):

@@ -1,0 +1,67 @@
+"""The LSTM meta-learner: SGD as a special case, vmap against loop, learning on episodes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from metarl.core import MAML, TaskBatch
+from metarl.supervised.lstm_meta_learner import LSTMMetaLearner, preprocess
+from metarl.supervised.models import MLP
+
+
+def _batch(tasks: int = 3) -> TaskBatch:
+    g = torch.Generator().manual_seed(0)
+    return TaskBatch(
+        torch.randn(tasks, 6, 4, generator=g), torch.randint(0, 3, (tasks, 6), generator=g),
+        torch.randn(tasks, 9, 4, generator=g), torch.randint(0, 3, (tasks, 9), generator=g),
+    )  # fmt: skip
+
+
+def test_preprocessing_by_hand():
+    x = torch.tensor([2.0, -1e-3, -1e-6, 0.0])  # e^-10 = 4.5e-5 separates the two branches
+    out = preprocess(x)
+    torch.testing.assert_close(out[0], torch.tensor([math.log(2.0) / 10, 1.0]))
+    torch.testing.assert_close(out[1], torch.tensor([math.log(1e-3) / 10, -1.0]))
+    torch.testing.assert_close(out[2], torch.tensor([-1.0, -1e-6 * math.exp(10)]))
+    torch.testing.assert_close(out[3], torch.tensor([-1.0, 0.0]))
+
+
+def test_with_constant_gates_the_rule_is_sgd(float64):
+    """Zero gate weights: f = sigmoid(large) ~ 1 and i = the step size; that is SGD."""
+    torch.manual_seed(0)
+    model = MLP(4, 3, hidden=(8,))
+    learner = LSTMMetaLearner(model, inner_steps=3, initial_step=0.2)
+    with torch.no_grad():
+        for gate in (learner.rule.forget, learner.rule.input):
+            gate.weight.zero_()
+        learner.rule.forget.bias.fill_(60.0)  # sigmoid(60) == 1 in float64 up to 1e-26
+    b = _batch()
+    loss = learner.supervised_loss(F.cross_entropy)
+    ours = learner.adapt(loss, (b.support_x[0], b.support_y[0]))
+    sgd = MAML(model, inner_lr=0.2, inner_steps=3).adapt(loss, (b.support_x[0], b.support_y[0]))
+    for name in sgd:
+        torch.testing.assert_close(ours[name], sgd[name])
+
+
+def test_vmap_and_loop_agree_and_the_lstm_gets_meta_gradients(float64):
+    torch.manual_seed(0)
+    learner = LSTMMetaLearner(MLP(4, 3, hidden=(8,)), inner_steps=2)
+    grads = {}
+    for batching in ("vmap", "loop"):
+        learner.batching = batching
+        learner.zero_grad()
+        learner.meta_loss(_batch(), F.cross_entropy).backward()
+        grads[batching] = [p.grad.clone() for p in learner.parameters()]
+        assert learner.rule.input.bias.grad.abs() > 0
+        assert learner.rule.cell.weight.grad.abs().sum() > 0
+    for a, b in zip(grads["vmap"], grads["loop"]):
+        torch.testing.assert_close(a, b)
+
+
+def test_initial_step_must_be_a_gate_value():
+    with pytest.raises(ValueError, match="initial_step"):
+        LSTMMetaLearner(MLP(4, 3), initial_step=1.5)
