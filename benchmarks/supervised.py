@@ -22,7 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from metarl.core import MAML, TaskBatch
+from metarl.core import MAML, TaskBatch, resolve_batching
 from metarl.supervised import Conv4
 
 
@@ -79,6 +79,7 @@ def main() -> None:
         f"vmap / loop speed: {speed['vmap'] / speed['loop']:.2f} "
         f"(medians of {args.repeats}); memory {memory['vmap'] / memory['loop']:.2f}"
     )
+    print(f"batching='auto' picks: {resolve_batching(Conv4(ways=5), 'auto')}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metarl.core import MAML, TaskBatch
-from metarl.supervised.models import Conv4, TaskBatchNorm2d
+from metarl.core import MAML, TaskBatch, resolve_batching
+from metarl.supervised.models import MLP, Conv4, TaskBatchNorm2d
 
 
 @pytest.mark.parametrize("norm", ["batch", "group", "none"])
@@ -33,7 +33,7 @@ def test_task_batch_norm_is_batch_norm_with_batch_statistics(float64):
 def test_conv4_meta_gradients_agree_between_vmap_and_loop(float64, norm):
     torch.manual_seed(0)
     learner = MAML(Conv4(ways=3, channels=8, image_size=16, norm=norm), inner_lr=0.1)
-    assert learner.batching == "vmap"  # "auto" keeps vmap: nothing unsafe in the model
+    assert learner.batching == "loop"  # "auto": the loop is the faster path for convolutions
     g = torch.Generator().manual_seed(1)
     batch = TaskBatch(
         torch.randn(4, 6, 1, 16, 16, generator=g),
@@ -57,3 +57,8 @@ def test_conv4_rejects_bad_settings():
         Conv4(ways=5, norm="layer")
     with pytest.raises(ValueError, match="too small"):
         Conv4(ways=5, image_size=8)
+
+
+def test_auto_batching_takes_the_loop_for_convolutions_and_vmap_for_mlps():
+    assert resolve_batching(Conv4(ways=5, channels=8), "auto") == "loop"
+    assert resolve_batching(MLP(3, 2), "auto") == "vmap"
