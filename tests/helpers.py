@@ -25,6 +25,23 @@ def load_experiment(name: str) -> ModuleType:
     return module
 
 
+def assert_vmap_matches_loop(learner, batch, loss_fn, **tolerances) -> dict[str, list[Tensor]]:
+    """Meta-gradients of ``learner.meta_loss`` with vmap and with the loop must agree.
+
+    Returns both gradient lists (parameter order), for further checks.
+    """
+    grads = {}
+    for batching in ("vmap", "loop"):
+        learner.batching = batching
+        learner.zero_grad()
+        learner.meta_loss(batch, loss_fn).backward()
+        grads[batching] = [p.grad.clone() for p in learner.parameters()]
+    assert sum(g.abs().sum() for g in grads["loop"]) > 0
+    for a, b in zip(grads["vmap"], grads["loop"]):
+        torch.testing.assert_close(a, b, **tolerances)
+    return grads
+
+
 def tanh_mlp(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))

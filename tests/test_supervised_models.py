@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import assert_vmap_matches_loop
 from metarl.core import MAML, TaskBatch, resolve_batching
 from metarl.supervised.models import MLP, Conv4, TaskBatchNorm2d
 
@@ -41,15 +42,7 @@ def test_conv4_meta_gradients_agree_between_vmap_and_loop(float64, norm):
         torch.randn(4, 9, 1, 16, 16, generator=g),
         torch.randint(0, 3, (4, 9), generator=g),
     )
-    grads = {}
-    for batching in ("vmap", "loop"):
-        learner.batching = batching
-        learner.zero_grad()
-        learner.meta_loss(batch, F.cross_entropy).backward()
-        grads[batching] = [p.grad.clone() for p in learner.parameters()]
-    assert sum(g.abs().sum() for g in grads["loop"]) > 0
-    for a, b in zip(grads["vmap"], grads["loop"]):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-10)
+    assert_vmap_matches_loop(learner, batch, F.cross_entropy, rtol=1e-6, atol=1e-10)
 
 
 def test_conv4_rejects_bad_settings():
