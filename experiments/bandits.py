@@ -117,10 +117,10 @@ def maml_player(s: Settings, n: int, k: int, probs: np.ndarray) -> tuple[np.ndar
         return (per_pull * block).sum(0).numpy()
 
     start = time.perf_counter()
-    best_score, best_it = play(val_probs, s.seed + 1).mean(), 0
-    best_state = {name: t.clone() for name, t in policy.state_dict().items()}
-    for it in range(1, s.meta_iterations + 1):
-        trainer.meta_step(sampler.sample_tasks(s.tasks_per_batch))
+    best_score, best_it, best_state = -math.inf, 0, {}
+    for it in range(s.meta_iterations + 1):  # iteration 0: the untrained policy
+        if it:
+            trainer.meta_step(sampler.sample_tasks(s.tasks_per_batch))
         if it % s.validate_every == 0:
             score = play(val_probs, s.seed + 1).mean()
             if score > best_score:

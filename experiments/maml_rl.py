@@ -176,14 +176,15 @@ def main(argv: list[str] | None = None) -> dict:
             trainer.sampler = make_sampler(s.val_seed)
             scores[scale] = trainer.evaluate(val_tasks, s.eval_steps, (1.0, scale))[-1].mean()
         best = max(scores, key=lambda k: scores[k].item())
-        trainer.sampler = make_sampler(s.eval_seed)
-        scaled = trainer.evaluate(eval_tasks, s.eval_steps, (1.0, best))
         later = {
             "later_step_scale": best,
             "validation_last_step_return": {str(k): round(v.item(), 3) for k, v in scores.items()},
-            "mean_return_later_scaled": scaled.mean(1).tolist(),
-            "std_return_later_scaled": scaled.std(1).tolist(),
         }
+        if best != 1.0:  # otherwise the plain evaluation above is the answer
+            trainer.sampler = make_sampler(s.eval_seed)
+            scaled = trainer.evaluate(eval_tasks, s.eval_steps, (1.0, best))
+            later["mean_return_later_scaled"] = scaled.mean(1).tolist()
+            later["std_return_later_scaled"] = scaled.std(1).tolist()
     cli_args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
     result = {
         "env": s.env,
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{s.learner} on {s.env}, {s.eval_tasks} held-out tasks, mean return after "
           + ", ".join(f"{k} step(s): {r:.2f}" for k, r in enumerate(result["mean_return"]))
           + f"; trained {s.iterations} iterations in {train_wall / 60:.1f} min")  # fmt: skip
-    if later:
+    if "mean_return_later_scaled" in later:
         print(f"with steps 2+ at {later['later_step_scale']} of the first step's size (chosen on "
               f"{s.val_tasks} validation tasks): "
               + ", ".join(f"{r:.2f}" for r in later["mean_return_later_scaled"]))  # fmt: skip

@@ -7,7 +7,7 @@ set of parameters (the initialisation, one task's adapted weights, or a batch of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -50,3 +50,10 @@ def unstack_params(batched: Mapping[str, Tensor]) -> list[Params]:
         raise ValueError(f"batched parameters disagree on the task dimension: {sorted(sizes)}")
     (n,) = sizes
     return [{name: t[i] for name, t in batched.items()} for i in range(n)]
+
+
+def flat_gradient(grads: Sequence[Tensor | None], params: Sequence[Tensor]) -> Tensor:
+    """One vector of ``grads`` in ``params`` order; ``None`` (an unused parameter) is zeros."""
+    return torch.cat(
+        [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)]
+    )

@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from metarl.core.params import flat_gradient
+
 
 def conjugate_gradient(
     matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10, tol: float = 1e-10
@@ -65,13 +67,13 @@ def trpo_step(
     params = list(params)
     loss, kl = loss_and_kl()
     grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    g = _flat(grads, params)
+    g = flat_gradient(grads, params)
     kl_grads = torch.autograd.grad(kl, params, create_graph=True, allow_unused=True)
-    flat_kl_grad = _flat(kl_grads, params)
+    flat_kl_grad = flat_gradient(kl_grads, params)
 
     def fisher_vector(v: Tensor) -> Tensor:
         hv = torch.autograd.grad(flat_kl_grad @ v, params, retain_graph=True, allow_unused=True)
-        return _flat(hv, params) + damping * v
+        return flat_gradient(hv, params) + damping * v
 
     direction = conjugate_gradient(fisher_vector, -g, cg_iterations)
     curvature = direction @ fisher_vector(direction)
@@ -89,9 +91,3 @@ def trpo_step(
                 return TRPOStats(loss_before, new_loss.item(), new_kl.item(), fraction)
         vector_to_parameters(old, params)
     return TRPOStats(loss_before, loss_before, 0.0, 0.0)
-
-
-def _flat(grads: Sequence[Tensor | None], params: Sequence[Tensor]) -> Tensor:
-    return torch.cat(
-        [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)]
-    )

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import grad
 
-from metarl.core.adapt import map_tasks
+from metarl.core.adapt import Batching, map_tasks
 from metarl.core.learners import MAML, BatchingChoice, as_task_batch
 from metarl.core.params import Params, detach_params, forward_with
 
@@ -38,6 +38,28 @@ def fgsm(
 
     direction = torch.sign(grad(loss_of_input)(x))
     return (x + epsilon * direction).clamp(*bounds).detach()
+
+
+def fgsm_tasks(
+    model: nn.Module,
+    params: Params,
+    x: Tensor,
+    y: Tensor,
+    epsilon: float,
+    loss_fn: LossFn,
+    batching: Batching,
+    params_dim: int | None = None,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> Tensor:
+    """``fgsm`` on every task of ``x [tasks, n, ...]``.
+
+    ``params_dim=None``: one set of params shared by all tasks; ``0``: one set per task.
+    """
+
+    def one_task(p: Params, task_x: Tensor, task_y: Tensor) -> Tensor:
+        return fgsm(model, p, task_x, task_y, epsilon, loss_fn, bounds)
+
+    return map_tasks(one_task, [params, x, y], [params_dim, 0, 0], batching)
 
 
 class ADML(MAML):
@@ -63,15 +85,10 @@ class ADML(MAML):
             raise ValueError(f"epsilon must be positive, got {epsilon}")
         self.epsilon, self.bounds = float(epsilon), (float(bounds[0]), float(bounds[1]))
 
-    def attack(
-        self, params: Params, x: Tensor, y: Tensor, loss_fn: LossFn, params_dim: int | None = None
-    ) -> Tensor:
-        """FGSM copies of each task's ``x [tasks, n, ...]`` against shared or per-task params."""
-
-        def one_task(p: Params, task_x: Tensor, task_y: Tensor) -> Tensor:
-            return fgsm(self.model, p, task_x, task_y, self.epsilon, loss_fn, self.bounds)
-
-        return map_tasks(one_task, [params, x, y], [params_dim, 0, 0], self.batching)
+    def attack(self, params: Params, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:
+        """FGSM copies of each task's ``x [tasks, n, ...]`` against the shared ``params``."""
+        return fgsm_tasks(self.model, params, x, y, self.epsilon, loss_fn, self.batching,
+                          bounds=self.bounds)  # fmt: skip
 
     def meta_loss(self, batch: Any, loss_fn: LossFn) -> Tensor:
         """Task mean of ``L(adapt(adv support), clean query) + L(adapt(clean), adv query)``."""

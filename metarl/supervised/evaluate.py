@@ -8,10 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from metarl.core.adapt import map_tasks
 from metarl.core.learners import MetaLearner, as_task_batch
 from metarl.core.params import detach_params
-from metarl.supervised.adml import fgsm
+from metarl.supervised.adml import fgsm_tasks
 
 
 def losses_after_steps(
@@ -64,12 +63,17 @@ def accuracies_after_steps(
     adapted = {name: p.detach() for name, p in adapted.items()}
     query_x = b.query_x
     if attack_epsilon is not None:
-
-        def attacked(params: Any, x: Tensor, y: Tensor) -> Tensor:
-            ce = torch.nn.functional.cross_entropy
-            return fgsm(learner.model, params, x, y, attack_epsilon, ce)
-
-        query_x = map_tasks(attacked, [adapted, b.query_x, b.query_y], [0, 0, 0], learner.batching)
+        ce = torch.nn.functional.cross_entropy
+        query_x = fgsm_tasks(
+            learner.model,
+            adapted,
+            b.query_x,
+            b.query_y,
+            attack_epsilon,
+            ce,
+            learner.batching,
+            params_dim=0,
+        )
 
     def correct(params: Any, data: tuple[Tensor, Tensor]) -> Tensor:
         x, y = data

@@ -92,13 +92,6 @@ class FewShotClassifier:
         with torch.no_grad():
             return self.learner(query_x, params={n: p.detach() for n, p in adapted.items()})
 
-    def accuracy(
-        self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor
-    ) -> float:
-        """Fraction of the query set classified correctly."""
-        logits = self.predict(support_x, support_y, query_x)
-        return (logits.argmax(-1) == query_y).float().mean().item()
-
 
 def save_learner(
     path: str | os.PathLike,

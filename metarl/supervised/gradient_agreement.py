@@ -15,6 +15,7 @@ from torch import Tensor
 
 from metarl.core.adapt import InnerLoss
 from metarl.core.learners import MAML
+from metarl.core.params import flat_gradient
 
 
 def agreement_weights(task_gradients: Tensor) -> Tensor:
@@ -39,10 +40,7 @@ class GradientAgreementMAML(MAML):
         rows = []
         for loss in losses:
             grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-            rows.append(torch.cat([
-                (torch.zeros_like(p) if g is None else g).reshape(-1)
-                for g, p in zip(grads, params)
-            ]))  # fmt: skip
+            rows.append(flat_gradient(grads, params))
         weights = agreement_weights(torch.stack(rows)).detach()
         weighted = weights * losses * len(losses)  # its mean has gradient sum_i w_i g_i
         return losses.detach() + (weighted - weighted.detach())
