@@ -2,10 +2,14 @@
 
 Data: this machine's two background sets, split by alphabet (meta-train: six alphabets with
 90/180/270-degree rotations as extra classes; meta-val: Tagalog; meta-test: Sanskrit).
-Protocol after the MAML paper: 28x28 images, Conv-4 with 64 channels and batch statistics,
-Adam 1e-3 on 32 tasks per meta-batch (5-way: inner step 0.4, 1 step in training, 3 at test;
-20-way: step 0.1, 5 steps), 15 query examples per class. The initialisation kept is the one
-with the best meta-validation accuracy; the test accuracy is over ``--test-episodes``
+Protocol after the MAML paper and code: 28x28 images; Conv-4 with 64 channels, batch
+statistics, and stride-2 convolutions in place of max-pooling (the MAML code's Omniglot
+network; ``--downsample maxpool`` for the pooled one); Adam 1e-3 on 32 tasks per meta-batch
+(5-way: inner step 0.4, 1 step in training, 3 at test; 20-way: step 0.1, 5 steps, 16 tasks).
+Meta-training episodes carry ``--train-queries`` query examples per class (default: as many
+as shots, as in the MAML code's episodes); validation and test episodes carry ``--queries``
+(15). The initialisation kept is the one with the best meta-validation accuracy; the test
+accuracy is over ``--test-episodes``
 Sanskrit episodes with a 95% interval.
 
     python experiments/omniglot.py --learner maml --ways 5 --shots 1 --seed 0
@@ -51,7 +55,8 @@ class Settings:
     learner: str = "maml"  # any of metarl.supervised.fewshot.LEARNERS
     ways: int = 5
     shots: int = 1
-    queries: int = 15
+    queries: int = 15  # per class in validation and test episodes
+    train_queries: int | None = None  # per class in meta-training episodes (default: shots)
     meta_batch: int = 32
     iterations: int = 20_000
     inner_lr: float = 0.4
@@ -60,10 +65,12 @@ class Settings:
     outer_lr: float = 1e-3
     channels: int = 64
     norm: str = "batch"  # batch | group | none
+    downsample: str = "stride"  # stride (the MAML code's Omniglot network) | maxpool
     context_dim: int = 100  # CAML only: size of the FiLM context (the paper's value)
     val_every: int = 500
     val_episodes: int = 200
     test_episodes: int = 600
+    attack_epsilon: float = 0.0  # > 0: also test on FGSM-perturbed queries (ADML trains at 0.2)
     seed: int = 0
     data: str | None = None  # folder with the Omniglot zips (default: ../shared/data/omniglot)
     out: str | None = None  # default: runs/omniglot/<learner>-<ways>way<shots>shot-seed<seed>
@@ -72,13 +79,18 @@ class Settings:
     threads: int = 2
 
 
-def evaluate(learner, sampler: EpisodeSampler, episodes: int, steps: int) -> torch.Tensor:
-    """Accuracy of every episode, in chunks of 50 episodes."""
-    accuracies = []
+def evaluate(
+    learner, sampler: EpisodeSampler, episodes: int, steps: int, attack_epsilon: float = 0.0
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Accuracy of every episode, in chunks of 50 episodes; with ``attack_epsilon > 0`` also
+    the accuracy on the same episodes' FGSM-perturbed queries."""
+    clean, attacked = [], []
     for start in range(0, episodes, 50):
         batch = sampler.sample(min(50, episodes - start))
-        accuracies.append(accuracies_after_steps(learner, batch, steps))
-    return torch.cat(accuracies)
+        clean.append(accuracies_after_steps(learner, batch, steps))
+        if attack_epsilon > 0:
+            attacked.append(accuracies_after_steps(learner, batch, steps, attack_epsilon))
+    return (torch.cat(clean), torch.cat(attacked)) if attack_epsilon > 0 else torch.cat(clean)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -87,13 +99,15 @@ def main(argv: list[str] | None = None) -> dict:
     seed_everything(s.seed)
     out = Path(s.out or f"runs/omniglot/{s.learner}-{s.ways}way{s.shots}shot-seed{s.seed}")
     train = with_rotations(load_omniglot("train", s.data))
+    train_queries = s.shots if s.train_queries is None else s.train_queries
     val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
     episodes = {
-        "train": EpisodeSampler(*train[:2], s.ways, s.shots, s.queries, seed=s.seed),
+        "train": EpisodeSampler(*train[:2], s.ways, s.shots, train_queries, seed=s.seed),
         "val": EpisodeSampler(*val[:2], s.ways, s.shots, s.queries, seed=s.seed + 1),
         "test": EpisodeSampler(*test[:2], s.ways, s.shots, s.queries, seed=s.seed + 2),
     }
-    model_spec = {"name": "Conv4", "ways": s.ways, "channels": s.channels, "norm": s.norm}
+    model_spec = {"name": "Conv4", "ways": s.ways, "channels": s.channels, "norm": s.norm,
+                  "downsample": s.downsample}  # fmt: skip
     if s.learner == "caml":
         model_spec["context_dim"] = s.context_dim
     learner = build_learner(s.learner, model_spec, s.inner_lr, s.inner_steps)
@@ -145,7 +159,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     best = load_checkpoint(best_path)
     learner.load_state_dict(best["state_dict"])
-    accuracy = evaluate(learner, episodes["test"], s.test_episodes, s.eval_steps)
+    accuracy = evaluate(learner, episodes["test"], s.test_episodes, s.eval_steps, s.attack_epsilon)
+    adversarial = {}
+    if s.attack_epsilon > 0:
+        accuracy, attacked = accuracy
+        adv_mean, adv_ci = mean_and_ci95(attacked)
+        adversarial = {"attack_epsilon": s.attack_epsilon, "adversarial_accuracy": adv_mean,
+                       "adversarial_ci95": adv_ci}  # fmt: skip
     mean, ci = mean_and_ci95(accuracy)
     cli_args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
     result = {
@@ -155,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
         "test_accuracy": mean,
         "ci95": ci,
         "test_episodes": s.test_episodes,
+        **adversarial,
         "best_iteration": best["extra"]["iteration"],
         "val_accuracy": best["extra"]["val_accuracy"],
         "train_wall_s": round(train_wall, 1),
@@ -167,6 +188,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{s.learner} {s.ways}-way {s.shots}-shot on Sanskrit: {100 * mean:.2f} ± "
           f"{100 * ci:.2f}% over {s.test_episodes} episodes (best val at iteration "
           f"{result['best_iteration']}); trained in {train_wall / 60:.1f} min")  # fmt: skip
+    if adversarial:
+        print(f"under FGSM (epsilon {s.attack_epsilon}): {100 * adv_mean:.2f} ± "
+              f"{100 * adv_ci:.2f}%")  # fmt: skip
     return result
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import sys
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from metarl.core.params import Params, forward_with
@@ -80,3 +83,37 @@ def autograd_maml_loss(
         params = {n: p - lr * g for (n, p), g in zip(params.items(), grads)}
     qx, qy = query
     return loss_fn(forward_with(model, params, qx), qy)
+
+
+FAKE_OMNIGLOT = {
+    "images_background_small1.zip": {"Greek": 2, "Korean": 2, "Tagalog": 1},
+    "images_background_small2.zip": {"Greek": 2, "Sanskrit": 3},
+}
+
+
+def png_bytes(value: int, dot: tuple[int, int] | None = None) -> bytes:
+    """A white 105x105 Omniglot-sized PNG, with a 20x20 square of ``value`` at ``dot``."""
+    image = Image.new("L", (105, 105), 255)
+    if dot is not None:
+        for dx in range(20):
+            for dy in range(20):
+                image.putpixel((dot[0] + dx, dot[1] + dy), value)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def fake_omniglot(
+    root: Path, layout: dict[str, dict[str, int]] | None = None, per_character: int = 3
+) -> Path:
+    """Zips shaped like the real ones (``{zip: {alphabet: characters}}``; by default Greek is
+    in both, as on this machine), each character's images a square at its own place."""
+    for name, alphabets in (layout or FAKE_OMNIGLOT).items():
+        with zipfile.ZipFile(root / name, "w") as archive:
+            top = name.removesuffix(".zip")
+            for alphabet, characters in alphabets.items():
+                for c in range(characters):
+                    for i in range(per_character):
+                        member = f"{top}/{alphabet}/character{c + 1:02d}/{c}_{i}.png"
+                        archive.writestr(member, png_bytes(0, dot=(10 * i, 10 * c)))
+    return root

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import zipfile
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from helpers import fake_omniglot, png_bytes
 from metarl.supervised.data import omniglot
 from metarl.supervised.data.omniglot import (
     SPLITS,
@@ -20,39 +19,11 @@ from metarl.supervised.data.omniglot import (
 from metarl.supervised.episodes import EpisodeSampler
 
 
-def _png(value: int, dot: tuple[int, int] | None = None) -> bytes:
-    image = Image.new("L", (105, 105), 255)
-    if dot is not None:  # a black square: a stroke
-        for dx in range(20):
-            for dy in range(20):
-                image.putpixel((dot[0] + dx, dot[1] + dy), value)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _fake_omniglot(root, per_character=3):
-    """Two zips shaped like the real ones; Greek is in both (as on this machine)."""
-    layout = {
-        "images_background_small1.zip": {"Greek": 2, "Korean": 2, "Tagalog": 1},
-        "images_background_small2.zip": {"Greek": 2, "Sanskrit": 3},
-    }
-    for name, alphabets in layout.items():
-        with zipfile.ZipFile(root / name, "w") as archive:
-            top = name.removesuffix(".zip")
-            for alphabet, characters in alphabets.items():
-                for c in range(characters):
-                    for i in range(per_character):
-                        member = f"{top}/{alphabet}/character{c + 1:02d}/{c}_{i}.png"
-                        archive.writestr(member, _png(0, dot=(10 * i, 10 * c)))
-    return root
-
-
 @pytest.fixture
 def fake_root(tmp_path, monkeypatch):
     monkeypatch.setenv("METARL_CACHE", str(tmp_path / "cache"))
     (tmp_path / "data").mkdir()
-    return _fake_omniglot(tmp_path / "data")
+    return fake_omniglot(tmp_path / "data")
 
 
 def test_splits_are_disjoint_and_duplicated_alphabets_are_read_once(fake_root):
@@ -95,7 +66,7 @@ def test_missing_and_corrupt_files_are_named(fake_root, tmp_path):
 
 def test_load_image_gives_the_learners_input(tmp_path):
     path = tmp_path / "x.png"
-    path.write_bytes(_png(0, dot=(0, 0)))
+    path.write_bytes(png_bytes(0, dot=(0, 0)))
     x = load_image(path)
     assert x.shape == (1, 28, 28) and x.dtype == torch.float32
     assert x[0, 0, 0] == 1.0 and x[0, -1, -1] == 0.0  # stroke top-left, paper elsewhere

@@ -20,6 +20,17 @@ def test_conv4_maps_omniglot_images_to_logits(norm):
     assert sum(p.numel() for p in model.parameters()) == convs + norms + 64 * 5 + 5
 
 
+def test_strided_conv4_is_the_maml_code_omniglot_network():
+    model = Conv4(ways=5, downsample="stride")
+    x = torch.randn(7, 1, 28, 28)
+    features = model.features(x)
+    assert features.shape == (7, 64, 2, 2)  # 28 -> 14 -> 7 -> 4 -> 2 with stride-2 convolutions
+    torch.testing.assert_close(model(x), model.head(features.mean(dim=(2, 3))))
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
+    sizes = [sum(p.numel() for p in m.parameters()) for m in (model, Conv4(ways=5))]
+    assert sizes[0] == sizes[1]  # the same weights, used with stride 2
+
+
 def test_task_batch_norm_is_batch_norm_with_batch_statistics(float64):
     norm = TaskBatchNorm2d(3)
     with torch.no_grad():
@@ -30,10 +41,12 @@ def test_task_batch_norm_is_batch_norm_with_batch_statistics(float64):
     torch.testing.assert_close(norm(x), expected)
 
 
-@pytest.mark.parametrize("norm", ["batch", "group"])
-def test_conv4_meta_gradients_agree_between_vmap_and_loop(float64, norm):
+@pytest.mark.parametrize(("norm", "downsample"), [("batch", "maxpool"), ("group", "maxpool"),
+                                                  ("batch", "stride")])  # fmt: skip
+def test_conv4_meta_gradients_agree_between_vmap_and_loop(float64, norm, downsample):
     torch.manual_seed(0)
-    learner = MAML(Conv4(ways=3, channels=8, image_size=16, norm=norm), inner_lr=0.1)
+    model = Conv4(ways=3, channels=8, image_size=16, norm=norm, downsample=downsample)
+    learner = MAML(model, inner_lr=0.1)
     assert learner.batching == "loop"  # "auto": the loop is the faster path for convolutions
     g = torch.Generator().manual_seed(1)
     batch = TaskBatch(
@@ -50,6 +63,8 @@ def test_conv4_rejects_bad_settings():
         Conv4(ways=5, norm="layer")
     with pytest.raises(ValueError, match="too small"):
         Conv4(ways=5, image_size=8)
+    with pytest.raises(ValueError, match="downsample"):
+        Conv4(ways=5, downsample="avgpool")
 
 
 def test_auto_batching_takes_the_loop_for_convolutions_and_vmap_for_mlps():

@@ -54,6 +54,7 @@ class TaskBatchNorm2d(nn.Module):
 
 
 NORMS = ("batch", "group", "none")
+DOWNSAMPLING = ("maxpool", "stride")
 
 
 class Conv4(nn.Module):
@@ -63,6 +64,9 @@ class Conv4(nn.Module):
     (28 -> 14 -> 7 -> 3 -> 1 spatially). ``norm="batch"`` is ``TaskBatchNorm2d`` (MAML's
     choice), ``"group"`` is ``nn.GroupNorm`` with 8 groups (no batch statistics, so not
     transductive), ``"none"`` leaves the blocks unnormalised. All three are vmap-safe.
+    ``downsample="stride"`` halves the resolution with stride-2 convolutions instead of
+    max-pooling (28 -> 14 -> 7 -> 4 -> 2, then a spatial mean): the MAML code's Omniglot
+    network, about 3.6x fewer multiply-adds.
     ``context_dim > 0`` adds a ``context`` buffer (zeros) that modulates the first block's
     features by FiLM, ``h * (1 + gamma) + beta`` with ``(gamma, beta)`` a linear function of
     the context: the model CAML adapts.
@@ -76,24 +80,29 @@ class Conv4(nn.Module):
         image_size: int = 28,
         norm: str = "batch",
         context_dim: int = 0,
+        downsample: str = "maxpool",
     ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if downsample not in DOWNSAMPLING:
+            raise ValueError(f"downsample must be one of {DOWNSAMPLING}, got {downsample!r}")
+        strided = downsample == "stride"
         blocks: list[nn.Module] = []
         size, c_in = image_size, in_channels
         for _ in range(4):
-            blocks.append(nn.Conv2d(c_in, channels, 3, padding=1))
+            blocks.append(nn.Conv2d(c_in, channels, 3, stride=2 if strided else 1, padding=1))
             if norm == "batch":
                 blocks.append(TaskBatchNorm2d(channels))
             elif norm == "group":
                 blocks.append(nn.GroupNorm(min(8, channels), channels))
-            blocks += [nn.ReLU(), nn.MaxPool2d(2)]
-            size, c_in = size // 2, channels
+            blocks += [nn.ReLU()] if strided else [nn.ReLU(), nn.MaxPool2d(2)]
+            size, c_in = ((size + 1) // 2, channels) if strided else (size // 2, channels)
         if size < 1:
             raise ValueError(f"image_size {image_size} is too small for four 2x2 poolings")
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Linear(channels * size * size, ways)
+        self.spatial_mean = strided
+        self.head = nn.Linear(channels if strided else channels * size * size, ways)
         self.film: nn.Linear | None = None
         if context_dim > 0:
             self.register_buffer("context", torch.zeros(context_dim))
@@ -101,9 +110,10 @@ class Conv4(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.film is None:
-            return self.head(self.features(x).flatten(1))
-        per_block = len(self.features) // 4
-        h = self.features[:per_block](x)
-        gamma, beta = self.film(self.context).view(2, -1, 1, 1)
-        h = self.features[per_block:](h * (1 + gamma) + beta)
-        return self.head(h.flatten(1))
+            h = self.features(x)
+        else:
+            per_block = len(self.features) // 4
+            h = self.features[:per_block](x)
+            gamma, beta = self.film(self.context).view(2, -1, 1, 1)
+            h = self.features[per_block:](h * (1 + gamma) + beta)
+        return self.head(h.mean(dim=(2, 3)) if self.spatial_mean else h.flatten(1))
