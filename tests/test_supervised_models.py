@@ -58,6 +58,36 @@ def test_conv4_meta_gradients_agree_between_vmap_and_loop(float64, norm, downsam
     assert_vmap_matches_loop(learner, batch, F.cross_entropy, rtol=1e-6, atol=1e-10)
 
 
+@pytest.mark.parametrize("downsample", ["maxpool", "stride"])
+def test_conv4_second_order_meta_gradient_matches_finite_differences(float64, downsample):
+    # The loop path normalises with F.batch_norm: its double backward must be exact.
+    torch.manual_seed(0)
+    model = Conv4(ways=3, channels=4, image_size=16, downsample=downsample)
+    learner = MAML(model, inner_lr=0.3, inner_steps=3, batching="loop")
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat(2, 2)
+    batch = TaskBatch(torch.rand(2, 6, 1, 16, 16, generator=g), labels,
+                      torch.rand(2, 6, 1, 16, 16, generator=g), labels)  # fmt: skip
+    learner.meta_loss(batch, F.cross_entropy).backward()
+    params = list(learner.parameters())
+    direction = [torch.randn_like(p) for p in params]
+    analytic = sum((p.grad * d).sum() for p, d in zip(params, direction))
+
+    def loss_at(t: float) -> float:
+        with torch.no_grad():
+            for p, d in zip(params, direction):
+                p.add_(t * d)
+            value = learner.meta_loss(batch, F.cross_entropy).item()
+            for p, d in zip(params, direction):
+                p.sub_(t * d)
+        return value
+
+    eps = 1e-6  # small: batch statistics over few values make the loss sharply curved
+    numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+    assert abs(numeric) > 0.1
+    assert analytic.item() == pytest.approx(numeric, rel=1e-5)
+
+
 def test_conv4_rejects_bad_settings():
     with pytest.raises(ValueError, match="norm"):
         Conv4(ways=5, norm="layer")
