@@ -7,10 +7,11 @@ statistics, and stride-2 convolutions in place of max-pooling (the MAML code's O
 network; ``--downsample maxpool`` for the pooled one); Adam 1e-3 on 32 tasks per meta-batch
 (5-way: inner step 0.4, 1 step in training, 3 at test; 20-way: step 0.1, 5 steps, 16 tasks).
 Meta-training episodes carry ``--train-queries`` query examples per class (default: as many
-as shots, as in the MAML code's episodes); validation and test episodes carry ``--queries``
-(15). The initialisation kept is the one with the best meta-validation accuracy; the test
-accuracy is over ``--test-episodes``
-Sanskrit episodes with a 95% interval.
+as shots, as in the MAML code's episodes) and ``--train-shots`` support examples (default:
+``--shots``; Reptile's paper meta-trains 1-shot learners on 10); validation and test
+episodes carry ``--queries`` (15). The initialisation kept is the one with the best
+meta-validation accuracy; the test accuracy is over ``--test-episodes`` Sanskrit episodes
+with a 95% interval.
 
     python experiments/omniglot.py --learner maml --ways 5 --shots 1 --seed 0
     python experiments/omniglot.py --learner maml --ways 5 --shots 1 --seed 0 --resume
@@ -57,6 +58,7 @@ class Settings:
     shots: int = 1
     queries: int = 15  # per class in validation and test episodes
     train_queries: int | None = None  # per class in meta-training episodes (default: shots)
+    train_shots: int | None = None  # support per class in meta-training (Reptile's paper: 10)
     meta_batch: int = 32
     iterations: int = 20_000
     inner_lr: float = 0.4
@@ -100,9 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(s.out or f"runs/omniglot/{s.learner}-{s.ways}way{s.shots}shot-seed{s.seed}")
     train = with_rotations(load_omniglot("train", s.data))
     train_queries = s.shots if s.train_queries is None else s.train_queries
+    train_shots = s.shots if s.train_shots is None else s.train_shots
     val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
     episodes = {
-        "train": EpisodeSampler(*train[:2], s.ways, s.shots, train_queries, seed=s.seed),
+        "train": EpisodeSampler(*train[:2], s.ways, train_shots, train_queries, seed=s.seed),
         "val": EpisodeSampler(*val[:2], s.ways, s.shots, s.queries, seed=s.seed + 1),
         "test": EpisodeSampler(*test[:2], s.ways, s.shots, s.queries, seed=s.seed + 2),
     }
