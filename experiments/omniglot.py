@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from metarl.supervised import EpisodeSampler, load_omniglot
+from metarl.supervised.data.augment import RandomAffine
 from metarl.supervised.data.omniglot import with_rotations
 from metarl.supervised.evaluate import accuracies_after_steps, mean_and_ci95
 from metarl.supervised.fewshot import build_learner, save_learner
@@ -59,6 +60,7 @@ class Settings:
     queries: int = 15  # per class in validation and test episodes
     train_queries: int | None = None  # per class in meta-training episodes (default: shots)
     train_shots: int | None = None  # support per class in meta-training (Reptile's paper: 10)
+    augment: str = "none"  # none | class | image: random affine distortions in meta-training
     meta_batch: int = 32
     iterations: int = 20_000
     inner_lr: float = 0.4
@@ -105,7 +107,14 @@ def main(argv: list[str] | None = None) -> dict:
     train_shots = s.shots if s.train_shots is None else s.train_shots
     val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
     episodes = {
-        "train": EpisodeSampler(*train[:2], s.ways, train_shots, train_queries, seed=s.seed),
+        "train": EpisodeSampler(
+            *train[:2],
+            s.ways,
+            train_shots,
+            train_queries,
+            seed=s.seed,
+            transform=None if s.augment == "none" else RandomAffine(s.augment),
+        ),
         "val": EpisodeSampler(*val[:2], s.ways, s.shots, s.queries, seed=s.seed + 1),
         "test": EpisodeSampler(*test[:2], s.ways, s.shots, s.queries, seed=s.seed + 2),
     }

@@ -10,6 +10,8 @@ grouped by class (``[c0 x K, c1 x K, ...]``). The same seed gives the same episo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -27,6 +29,9 @@ class EpisodeSampler:
         shots: support examples per class (K).
         queries: query examples per class (Q).
         seed: seeds the episode stream.
+        transform: optional ``f(x, rng) -> x`` applied to each batch of episodes'
+            examples ``x [tasks, ways, shots + queries, ...]`` with the sampler's generator
+            (e.g. ``metarl.supervised.data.augment.RandomAffine`` for meta-training).
     """
 
     def __init__(
@@ -37,6 +42,7 @@ class EpisodeSampler:
         shots: int,
         queries: int = 15,
         seed: int = 0,
+        transform: Callable[[Tensor, np.random.Generator], Tensor] | None = None,
     ) -> None:
         data = torch.as_tensor(data)
         self.data = data.float().div(255) if data.dtype == torch.uint8 else data.float()
@@ -58,6 +64,7 @@ class EpisodeSampler:
         self.classes = usable
         self._members = {c: np.flatnonzero(labels == c) for c in usable}
         self.rng = np.random.default_rng(seed)
+        self.transform = transform
 
     def sample(self, num_tasks: int) -> TaskBatch:
         """``num_tasks`` episodes stacked: ``support_x [T, N*K, ...]``, ``query_y [T, N*Q]``."""
@@ -68,6 +75,8 @@ class EpisodeSampler:
             for way, c in enumerate(chosen):
                 index[t, way] = self.rng.choice(self._members[c], per_class, replace=False)
         x = self.data[torch.from_numpy(index)]  # [T, N, K + Q, ...]
+        if self.transform is not None:
+            x = self.transform(x, self.rng)
         y = torch.arange(self.ways).view(1, self.ways, 1).expand(num_tasks, -1, per_class)
         k = self.shots
         return TaskBatch(

@@ -1,0 +1,69 @@
+"""Random affine episode augmentation: geometry, per-class consistency, reproducibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from metarl.supervised.data.augment import RandomAffine
+from metarl.supervised.episodes import EpisodeSampler
+
+
+class _Highest:
+    """A stand-in generator whose uniform draws all return the top of their range."""
+
+    def uniform(self, low, high, size):
+        return np.full(size, high, dtype=float)
+
+
+def _images(n: int, size: int = 8) -> torch.Tensor:
+    return torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(n))
+
+
+def test_zero_ranges_leave_images_unchanged():
+    x = _images(6).view(1, 2, 3, 1, 8, 8)
+    identity = RandomAffine("image", rotation=0, shift=0, scale=(1, 1), shear=0)
+    torch.testing.assert_close(identity(x, np.random.default_rng(0)), x)
+
+
+def test_a_quarter_turn_is_rot90_and_a_shift_moves_by_whole_pixels():
+    x = _images(1).view(1, 1, 1, 1, 8, 8)
+    turn = RandomAffine("image", rotation=90, shift=0, scale=(1, 1), shear=0)
+    out = turn(x, _Highest())[0, 0, 0, 0]
+    assert any(torch.allclose(out, torch.rot90(x[0, 0, 0, 0], k), atol=1e-5) for k in (1, 3))
+    shift = RandomAffine("image", rotation=0, shift=0.25, scale=(1, 1), shear=0)
+    out = shift(x, _Highest())[0, 0, 0, 0]  # 0.25 of 8 pixels = 2 pixels (up and left)
+    torch.testing.assert_close(out[:-2, :-2], x[0, 0, 0, 0, 2:, 2:])
+    assert out[-2:].abs().max() == 0 and out[:, -2:].abs().max() == 0  # zeros shifted in
+
+
+def test_per_class_draws_one_transform_per_class():
+    same = _images(1).expand(12, -1, -1, -1).reshape(2, 2, 3, 1, 8, 8)  # one image everywhere
+    out = RandomAffine("class")(same, np.random.default_rng(0))
+    for t in range(2):
+        for c in range(2):
+            assert torch.equal(out[t, c, 0], out[t, c, 1]) and torch.equal(
+                out[t, c, 0], out[t, c, 2]
+            )
+    assert not torch.equal(out[0, 0, 0], out[0, 1, 0])
+    per_image = RandomAffine("image")(same, np.random.default_rng(0))
+    assert not torch.equal(per_image[0, 0, 0], per_image[0, 0, 1])
+
+
+def test_augmented_episodes_are_reproducible_and_differ_from_plain_ones():
+    labels = np.repeat(np.arange(6), 4)
+    data = _images(24)
+    make = lambda t: EpisodeSampler(data, labels, 3, 1, 2, seed=3, transform=t)  # noqa: E731
+    a, b = make(RandomAffine()).sample(4), make(RandomAffine()).sample(4)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    plain = make(None).sample(4)
+    assert torch.equal(a.support_y, plain.support_y)
+    assert not torch.allclose(a.support_x, plain.support_x)
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="per"):
+        RandomAffine("episode")
+    with pytest.raises(ValueError, match="scale"):
+        RandomAffine(scale=(0.0, 1.0))
