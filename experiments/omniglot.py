@@ -9,9 +9,11 @@ network; ``--downsample maxpool`` for the pooled one); Adam 1e-3 on 32 tasks per
 Meta-training episodes carry ``--train-queries`` query examples per class (default: as many
 as shots, as in the MAML code's episodes) and ``--train-shots`` support examples (default:
 ``--shots``; Reptile's paper meta-trains 1-shot learners on 10); validation and test
-episodes carry ``--queries`` (15). The initialisation kept is the one with the best
-meta-validation accuracy; the test accuracy is over ``--test-episodes`` Sanskrit episodes
-with a 95% interval.
+episodes carry ``--queries`` (15). ``--augment class|image`` distorts meta-training
+episodes with random affine maps; ``--within-alphabet`` draws each meta-training episode's
+classes from one alphabet (and rotation), as every test episode is. The initialisation kept
+is the one with the best meta-validation accuracy; the test accuracy is over
+``--test-episodes`` Sanskrit episodes with a 95% interval.
 
     python experiments/omniglot.py --learner maml --ways 5 --shots 1 --seed 0
     python experiments/omniglot.py --learner maml --ways 5 --shots 1 --seed 0 --resume
@@ -40,7 +42,7 @@ from tqdm import tqdm
 
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.augment import RandomAffine
-from metarl.supervised.data.omniglot import with_rotations
+from metarl.supervised.data.omniglot import alphabet_groups, with_rotations
 from metarl.supervised.evaluate import accuracies_after_steps, mean_and_ci95
 from metarl.supervised.fewshot import build_learner, save_learner
 from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint, seed_everything
@@ -61,6 +63,7 @@ class Settings:
     train_queries: int | None = None  # per class in meta-training episodes (default: shots)
     train_shots: int | None = None  # support per class in meta-training (Reptile's paper: 10)
     augment: str = "none"  # none | class | image: random affine distortions in meta-training
+    within_alphabet: bool = False  # meta-training episodes draw all classes from one alphabet
     meta_batch: int = 32
     iterations: int = 20_000
     inner_lr: float = 0.4
@@ -106,6 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
     train_queries = s.shots if s.train_queries is None else s.train_queries
     train_shots = s.shots if s.train_shots is None else s.train_shots
     val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
+    augment = None if s.augment == "none" else RandomAffine(s.augment)
+    groups = alphabet_groups(train) if s.within_alphabet else None
     episodes = {
         "train": EpisodeSampler(
             *train[:2],
@@ -113,8 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
             train_shots,
             train_queries,
             seed=s.seed,
-            transform=None if s.augment == "none" else RandomAffine(s.augment),
-        ),
+            transform=augment,
+            class_groups=groups,
+        ),  # fmt: skip
         "val": EpisodeSampler(*val[:2], s.ways, s.shots, s.queries, seed=s.seed + 1),
         "test": EpisodeSampler(*test[:2], s.ways, s.shots, s.queries, seed=s.seed + 2),
     }

@@ -128,3 +128,40 @@ def test_real_omniglot_split_matches_the_design():
         assert set(np.bincount(data.labels).tolist()) == {20}  # 20 drawers per character
     alphabets = {split: {n.split("/")[0] for n in d.class_names} for split, d in loaded.items()}
     assert alphabets == {split: set(names) for split, names in SPLITS.items()}
+
+
+def test_grouped_episodes_draw_all_their_classes_from_one_group():
+    labels = np.repeat(np.arange(12), 3)
+    data = torch.arange(36, dtype=torch.float32).view(36, 1, 1, 1)
+    groups = np.array([0] * 5 + [1] * 4 + [2] * 3)  # group 2 is too small for 4-way
+    sampler = EpisodeSampler(data, labels, ways=4, shots=1, queries=1, seed=0,
+                             class_groups=groups)  # fmt: skip
+    batch = sampler.sample(200)
+    seen = set()
+    for t in range(200):
+        classes = labels[batch.support_x[t, :, 0, 0, 0].long().numpy()]
+        assert len(set(groups[classes])) == 1
+        seen.add(int(groups[classes[0]]))
+    assert seen == {0, 1}
+    with pytest.raises(ValueError, match="one group per label"):
+        EpisodeSampler(data, labels, 4, 1, 1, class_groups=groups[:5])
+    with pytest.raises(ValueError, match="no class group"):
+        EpisodeSampler(data, labels, 6, 1, 1, class_groups=groups)
+
+
+def test_alphabet_groups_separate_alphabets_and_rotations():
+    names = ["Greek/a", "Greek/b", "Korean/a"]
+    data = with_rotations(
+        omniglot.LabelledImages(np.zeros((3, 2, 2), np.uint8), np.arange(3), names)
+    )
+    groups = omniglot.alphabet_groups(data)
+    assert len(groups) == 12 and len(set(groups.tolist())) == 8  # 2 alphabets x 4 angles
+    name_of = dict(enumerate(data.class_names))
+    for i in range(12):
+        for j in range(12):
+            alphabet_i, _, angle_i = name_of[i].split("/")
+            alphabet_j, _, angle_j = name_of[j].split("/")
+            same = (alphabet_i, angle_i) == (alphabet_j, angle_j)
+            assert (groups[i] == groups[j]) == same
+    plain = omniglot.alphabet_groups(omniglot.LabelledImages(data.images[:3], np.arange(3), names))
+    assert plain.tolist() == [0, 0, 1]

@@ -10,7 +10,7 @@ grouped by class (``[c0 x K, c1 x K, ...]``). The same seed gives the same episo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ class EpisodeSampler:
         transform: optional ``f(x, rng) -> x`` applied to each batch of episodes'
             examples ``x [tasks, ways, shots + queries, ...]`` with the sampler's generator
             (e.g. ``metarl.supervised.data.augment.RandomAffine`` for meta-training).
+        class_groups: optional group of every class (``class_groups[label]``, e.g. its
+            alphabet): each episode then first draws a group uniformly, then its classes
+            from that group only (within-alphabet episodes, like a one-alphabet test).
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class EpisodeSampler:
         queries: int = 15,
         seed: int = 0,
         transform: Callable[[Tensor, np.random.Generator], Tensor] | None = None,
+        class_groups: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         data = torch.as_tensor(data)
         self.data = data.float().div(255) if data.dtype == torch.uint8 else data.float()
@@ -62,6 +66,16 @@ class EpisodeSampler:
                 f"the data has {len(usable)}"
             )
         self.classes = usable
+        self.groups: list[np.ndarray] | None = None
+        if class_groups is not None:
+            group_of = np.asarray(class_groups)
+            if group_of.ndim != 1 or len(group_of) <= usable.max():
+                raise ValueError(f"class_groups needs one group per label (labels go up to "
+                                 f"{usable.max()}), got shape {group_of.shape}")  # fmt: skip
+            members = [usable[group_of[usable] == g] for g in np.unique(group_of[usable])]
+            self.groups = [m for m in members if len(m) >= ways]
+            if not self.groups:
+                raise ValueError(f"no class group has {ways} classes with enough examples")
         self._members = {c: np.flatnonzero(labels == c) for c in usable}
         self.rng = np.random.default_rng(seed)
         self.transform = transform
@@ -71,7 +85,10 @@ class EpisodeSampler:
         per_class = self.shots + self.queries
         index = np.empty((num_tasks, self.ways, per_class), np.int64)
         for t in range(num_tasks):
-            chosen = self.rng.choice(self.classes, self.ways, replace=False)
+            pool = self.classes
+            if self.groups is not None:
+                pool = self.groups[self.rng.integers(len(self.groups))]
+            chosen = self.rng.choice(pool, self.ways, replace=False)
             for way, c in enumerate(chosen):
                 index[t, way] = self.rng.choice(self._members[c], per_class, replace=False)
         x = self.data[torch.from_numpy(index)]  # [T, N, K + Q, ...]

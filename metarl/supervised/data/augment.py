@@ -69,4 +69,3 @@ class RandomAffine:
         out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
                             align_corners=False)  # fmt: skip
         return out.view_as(x)
-

@@ -111,6 +111,19 @@ def with_rotations(
     return LabelledImages(np.concatenate(images), np.concatenate(labels), names)
 
 
+def alphabet_groups(data: LabelledImages) -> np.ndarray:
+    """Group id of every class: its alphabet, and its rotation if ``with_rotations`` made it.
+
+    For ``EpisodeSampler(class_groups=...)``: within-alphabet meta-training episodes.
+    """
+    keys = []
+    for name in data.class_names:
+        parts = name.split("/")
+        keys.append((parts[0], parts[2] if len(parts) > 2 else ""))
+    index = {key: i for i, key in enumerate(sorted(set(keys)))}
+    return np.array([index[k] for k in keys])
+
+
 def _read_split(zips: Sequence[Path], alphabets: Sequence[str], size: int) -> LabelledImages:
     files: dict[tuple[str, str, str], tuple[Path, str]] = {}
     for path in zips:
