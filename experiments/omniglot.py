@@ -9,7 +9,9 @@ network; ``--downsample maxpool`` for the pooled one); Adam 1e-3 on 32 tasks per
 Meta-training episodes carry ``--train-queries`` query examples per class (default: as many
 as shots, as in the MAML code's episodes) and ``--train-shots`` support examples (default:
 ``--shots``; Reptile's paper meta-trains 1-shot learners on 10); validation and test
-episodes carry ``--queries`` (15). ``--augment class|image`` distorts meta-training
+episodes carry ``--queries`` (15), classified in batches of one query per class (the
+composition of the meta-training query batches; batch statistics depend on it; ``--query-batch
+all`` for one batch of all). ``--augment class|image`` distorts meta-training
 episodes with random affine maps; ``--within-alphabet`` draws each meta-training episode's
 classes from one alphabet (and rotation), as every test episode is. The initialisation kept
 is the one with the best meta-validation accuracy; the test accuracy is over
@@ -78,6 +80,7 @@ class Settings:
     val_episodes: int = 200
     test_episodes: int = 600
     attack_epsilon: float = 0.0  # > 0: also test on FGSM-perturbed queries (ADML trains at 0.2)
+    query_batch: str = "per-class"  # per-class: classify queries in batches of one per class
     seed: int = 0
     data: str | None = None  # folder with the Omniglot zips (default: ../shared/data/omniglot)
     out: str | None = None  # default: runs/omniglot/<learner>-<ways>way<shots>shot-seed<seed>
@@ -87,16 +90,26 @@ class Settings:
 
 
 def evaluate(
-    learner, sampler: EpisodeSampler, episodes: int, steps: int, attack_epsilon: float = 0.0
+    learner,
+    sampler: EpisodeSampler,
+    episodes: int,
+    steps: int,
+    attack_epsilon: float = 0.0,
+    query_batch: str = "per-class",
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Accuracy of every episode, in chunks of 50 episodes; with ``attack_epsilon > 0`` also
-    the accuracy on the same episodes' FGSM-perturbed queries."""
+    the accuracy on the same episodes' FGSM-perturbed queries. ``query_batch="per-class"``
+    classifies the queries in batches of one per class (the composition of the meta-training
+    query batches, which matters for batch statistics); ``"all"`` in one batch."""
+    if query_batch not in ("per-class", "all"):
+        raise ValueError(f"query_batch must be 'per-class' or 'all', got {query_batch!r}")
+    groups = sampler.queries if query_batch == "per-class" else 1
     clean, attacked = [], []
     for start in range(0, episodes, 50):
         batch = sampler.sample(min(50, episodes - start))
-        clean.append(accuracies_after_steps(learner, batch, steps))
+        clean.append(accuracies_after_steps(learner, batch, steps, query_groups=groups))
         if attack_epsilon > 0:
-            attacked.append(accuracies_after_steps(learner, batch, steps, attack_epsilon))
+            attacked.append(accuracies_after_steps(learner, batch, steps, attack_epsilon, groups))
     return (torch.cat(clean), torch.cat(attacked)) if attack_epsilon > 0 else torch.cat(clean)
 
 
@@ -154,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict:
         row = {"step": it + 1, "loss": loss.item(), "val_accuracy": ""}
         if (it + 1) % s.val_every == 0 or it + 1 == s.iterations:
             episodes["val"].rng = np.random.default_rng(s.seed + 1)  # same episodes every time
-            val_acc = evaluate(learner, episodes["val"], s.val_episodes, s.eval_steps).mean()
+            val_acc = evaluate(learner, episodes["val"], s.val_episodes, s.eval_steps,
+                               query_batch=s.query_batch).mean()  # fmt: skip
             row["val_accuracy"] = val_acc.item()
             if val_acc.item() > best_val:
                 best_val = val_acc.item()
@@ -177,7 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     best = load_checkpoint(best_path)
     learner.load_state_dict(best["state_dict"])
-    accuracy = evaluate(learner, episodes["test"], s.test_episodes, s.eval_steps, s.attack_epsilon)
+    accuracy = evaluate(learner, episodes["test"], s.test_episodes, s.eval_steps,
+                        s.attack_epsilon, s.query_batch)  # fmt: skip
     adversarial = {}
     if s.attack_epsilon > 0:
         accuracy, attacked = accuracy

@@ -119,3 +119,34 @@ def test_omniglot_script_runs_end_to_end_and_resumes(tmp_path):
         query = torch.stack([load_image(archive.open(by_char[c][1])) for c in chars])
     logits = clf.predict(support, torch.arange(5), query)
     assert logits.shape == (5, 5) and torch.isfinite(logits).all()
+
+
+def test_query_groups_classify_one_query_per_class_per_batch():
+    torch.manual_seed(0)
+    learner = build_learner("maml", {"name": "Conv4", "ways": 3, "channels": 4,
+                                     "image_size": 16}, 0.4, 1)  # fmt: skip
+    labels = np.repeat(np.arange(6), 5)
+    data = torch.rand(30, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    batch = EpisodeSampler(data, labels, ways=3, shots=1, queries=4, seed=0).sample(5)
+    grouped = accuracies_after_steps(learner, batch, 2, query_groups=4)
+    by_hand = torch.zeros(5)
+    for j in range(4):  # queries are [c0 x4, c1 x4, c2 x4]: j, 4 + j, 8 + j is one per class
+        part = batch._replace(query_x=batch.query_x[:, j::4], query_y=batch.query_y[:, j::4])
+        assert part.query_y[0].tolist() == [0, 1, 2]
+        by_hand += accuracies_after_steps(learner, part, 2) / 4
+    torch.testing.assert_close(grouped, by_hand)
+    # batch statistics make the grouping matter for this model ...
+    one_batch = accuracies_after_steps(learner, batch, 2)
+    logits = [learner(batch.query_x[0, j::4]) for j in range(4)]
+    assert not torch.allclose(
+        torch.cat(logits), learner(batch.query_x[0])[[0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]]
+    )
+    assert one_batch.shape == (5,)
+    # ... and not for a model without them
+    mlp = build_learner("maml", MLP_SPEC, 0.5, 1)
+    x, y = _prototype_data()
+    episodes = EpisodeSampler(x, y, ways=5, shots=1, queries=3, seed=0).sample(4)
+    torch.testing.assert_close(accuracies_after_steps(mlp, episodes, 1, query_groups=3),
+                               accuracies_after_steps(mlp, episodes, 1))  # fmt: skip
+    with pytest.raises(ValueError, match="divide"):
+        accuracies_after_steps(mlp, episodes, 1, query_groups=2)

@@ -46,38 +46,46 @@ def mean_and_ci95(values: Tensor) -> tuple[float, float]:
 
 
 def accuracies_after_steps(
-    learner: MetaLearner, batch: Any, steps: int, attack_epsilon: float | None = None
+    learner: MetaLearner,
+    batch: Any,
+    steps: int,
+    attack_epsilon: float | None = None,
+    query_groups: int = 1,
 ) -> Tensor:
     """Query accuracy of every task ``[tasks]`` after ``steps`` inner steps on its support set.
 
     Cross-entropy adaptation with the learner's own rule; no meta-gradient graph. With
     ``attack_epsilon``, each task's query inputs are FGSM-perturbed (clipped to [0, 1])
     against that task's adapted parameters before they are classified.
+
+    ``query_groups=g`` classifies the queries in ``g`` separate forward passes, query ``i``
+    in pass ``i % g``. This matters for models that normalise with the statistics of the
+    batch at hand (transductive batch norm): for episodes whose queries are grouped by class
+    with ``Q`` per class, ``query_groups=Q`` classifies them in batches of one query per
+    class, the batch composition MAML's Omniglot learners are trained with.
     """
     b = as_task_batch(batch)
+    n_query = b.query_x.shape[1]
+    if query_groups < 1 or n_query % query_groups:
+        raise ValueError(f"query_groups must divide the {n_query} queries, got {query_groups}")
     loss = learner.supervised_loss(torch.nn.functional.cross_entropy)
     adapted = learner.adapt_batch(
         loss, (b.support_x, b.support_y), steps=steps,
         params=detach_params(learner.params()), first_order=True,
     )  # fmt: skip
     adapted = {name: p.detach() for name, p in adapted.items()}
-    query_x = b.query_x
-    if attack_epsilon is not None:
-        ce = torch.nn.functional.cross_entropy
-        query_x = fgsm_tasks(
-            learner.model,
-            adapted,
-            b.query_x,
-            b.query_y,
-            attack_epsilon,
-            ce,
-            learner.batching,
-            params_dim=0,
-        )
 
     def correct(params: Any, data: tuple[Tensor, Tensor]) -> Tensor:
         x, y = data
-        return (learner(x, params=params).argmax(-1) == y).float().mean()
+        return (learner(x, params=params).argmax(-1) == y).float().sum()
 
-    with torch.no_grad():
-        return learner.task_losses(correct, adapted, (query_x, b.query_y))
+    hits = torch.zeros(b.query_x.shape[0])
+    for group in range(query_groups):
+        query_x, query_y = b.query_x[:, group::query_groups], b.query_y[:, group::query_groups]
+        if attack_epsilon is not None:
+            ce = torch.nn.functional.cross_entropy
+            query_x = fgsm_tasks(learner.model, adapted, query_x, query_y, attack_epsilon, ce,
+                                 learner.batching, params_dim=0)  # fmt: skip
+        with torch.no_grad():
+            hits += learner.task_losses(correct, adapted, (query_x, query_y))
+    return hits / n_query
