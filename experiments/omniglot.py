@@ -15,7 +15,8 @@ all`` for one batch of all). ``--augment class|image`` distorts meta-training
 episodes with random affine maps; ``--within-alphabet`` draws each meta-training episode's
 classes from one alphabet (and rotation), as every test episode is. The initialisation kept
 is the one with the best meta-validation accuracy; the test accuracy is over
-``--test-episodes`` Sanskrit episodes with a 95% interval.
+``--test-episodes`` Sanskrit episodes with a 95% interval. Tagalog has 17 characters, so
+20-way runs validate on Tagalog with its rotations as extra classes.
 
     python experiments/omniglot.py --learner maml --ways 5 --shots 1 --seed 0
     python experiments/omniglot.py --learner maml --ways 5 --shots 1 --seed 0 --resume
@@ -122,6 +123,11 @@ def main(argv: list[str] | None = None) -> dict:
     train_queries = s.shots if s.train_queries is None else s.train_queries
     train_shots = s.shots if s.train_shots is None else s.train_shots
     val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
+    val_rotated = len(val.class_names) < s.ways  # Tagalog has 17 characters: 20-way needs more
+    if val_rotated:
+        val = with_rotations(val)
+        print(f"meta-validation has {len(val.class_names) // 4} characters, fewer than "
+              f"{s.ways} ways: validating with their rotations as extra classes")  # fmt: skip
     augment = None if s.augment == "none" else RandomAffine(s.augment)
     groups = alphabet_groups(train) if s.within_alphabet else None
     episodes = {
@@ -211,6 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
         **adversarial,
         "best_iteration": best["extra"]["iteration"],
         "val_accuracy": best["extra"]["val_accuracy"],
+        "val_rotated": val_rotated,
         "train_wall_s": round(train_wall, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {s.threads} torch threads",
         "command": "python experiments/omniglot.py " + shlex.join(cli_args),

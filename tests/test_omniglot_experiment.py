@@ -11,13 +11,13 @@ from helpers import fake_omniglot, load_experiment
 from metarl.supervised import load_learner
 
 LAYOUT = {
-    "images_background_small1.zip": {"Greek": 3, "Korean": 3, "Tagalog": 3},
-    "images_background_small2.zip": {"Sanskrit": 3},
+    "images_background_small1.zip": {"Greek": 4, "Korean": 4, "Tagalog": 3},
+    "images_background_small2.zip": {"Sanskrit": 4},
 }
 
 
-def _run(exp, data, out, iterations, *extra):
-    return exp.main(["--learner", "maml", "--ways", "2", "--shots", "1", "--queries", "2",
+def _run(exp, data, out, iterations, *extra, ways="2"):
+    return exp.main(["--learner", "maml", "--ways", ways, "--shots", "1", "--queries", "2",
                      "--meta-batch", "2", "--train-shots", "2", "--augment", "image",
                      "--within-alphabet", "--channels", "4", "--iterations", str(iterations),
                      "--val-every", "2",
@@ -60,3 +60,14 @@ def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, monkey
     text = table.read_text()
     assert text.count("| MAML | 2-way 1-shot |") == 2  # both runs listed
     assert "| MAML | - (published 98.7) |" in text  # the grid: no 5-way 1-shot run yet
+
+
+def test_more_ways_than_validation_characters_validates_on_their_rotations(tmp_path, monkeypatch):
+    monkeypatch.setenv("METARL_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    data.mkdir()
+    fake_omniglot(data, LAYOUT, per_character=4)
+    exp = load_experiment("omniglot")
+    result = _run(exp, data, tmp_path / "four-way", 2, ways="4")  # Tagalog has 3 characters
+    assert result["val_rotated"] and 0 <= result["val_accuracy"] <= 1
+    assert not _run(exp, data, tmp_path / "two-way", 2)["val_rotated"]
