@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import torch
 
 from helpers import fake_omniglot, load_experiment
@@ -26,11 +27,15 @@ def _run(exp, data, out, iterations, *extra, ways="2"):
                      "--out", str(out), *extra])  # fmt: skip
 
 
-def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, monkeypatch):
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    """Fake Omniglot zips, and a cache of their own."""
     monkeypatch.setenv("METARL_CACHE", str(tmp_path / "cache"))
-    data = tmp_path / "data"
-    data.mkdir()
-    fake_omniglot(data, LAYOUT, per_character=4)
+    (tmp_path / "data").mkdir()
+    return fake_omniglot(tmp_path / "data", LAYOUT, per_character=4)
+
+
+def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, data):
     exp = load_experiment("omniglot")
 
     straight = _run(exp, data, tmp_path / "straight", 4)
@@ -62,11 +67,7 @@ def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, monkey
     assert "| MAML | - (published 98.7) |" in text  # the grid: no 5-way 1-shot run yet
 
 
-def test_more_ways_than_validation_characters_validates_on_their_rotations(tmp_path, monkeypatch):
-    monkeypatch.setenv("METARL_CACHE", str(tmp_path / "cache"))
-    data = tmp_path / "data"
-    data.mkdir()
-    fake_omniglot(data, LAYOUT, per_character=4)
+def test_more_ways_than_validation_characters_validates_on_their_rotations(tmp_path, data):
     exp = load_experiment("omniglot")
     result = _run(exp, data, tmp_path / "four-way", 2, ways="4")  # Tagalog has 3 characters
     assert result["val_rotated"] and 0 <= result["val_accuracy"] <= 1
