@@ -82,7 +82,12 @@ class FewShotClassifier:
         self._loss = learner.supervised_loss(F.cross_entropy)
 
     def predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
-        """Query logits ``[Q, N]`` after ``eval_steps`` inner steps on one episode's support."""
+        """Query logits ``[Q, N]`` after ``eval_steps`` inner steps on one episode's support.
+
+        A Conv-4 with ``norm="batch"`` normalises ``query_x`` with its own statistics
+        (transductive, as in training): classify queries together, not one at a time; the
+        Omniglot learners were trained and tested on batches of one query per class.
+        """
         if support_x.shape[0] != support_y.shape[0]:
             raise ValueError(f"{support_x.shape[0]} support examples, {support_y.shape[0]} labels")
         with torch.enable_grad():
