@@ -97,11 +97,14 @@ def evaluate(
     steps: int,
     attack_epsilon: float = 0.0,
     query_batch: str = "per-class",
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Accuracy of every episode, in chunks of 50 episodes; with ``attack_epsilon > 0`` also
-    the accuracy on the same episodes' FGSM-perturbed queries. ``query_batch="per-class"``
-    classifies the queries in batches of one per class (the composition of the meta-training
-    query batches, which matters for batch statistics); ``"all"`` in one batch."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Accuracy of every episode, in chunks of 50 episodes, and with ``attack_epsilon > 0``
+    the accuracy on the same episodes' FGSM-perturbed queries (else ``None``).
+
+    ``query_batch="per-class"`` classifies the queries in batches of one per class (the
+    composition of the meta-training query batches, which matters for batch statistics);
+    ``"all"`` in one batch.
+    """
     if query_batch not in ("per-class", "all"):
         raise ValueError(f"query_batch must be 'per-class' or 'all', got {query_batch!r}")
     groups = sampler.queries if query_batch == "per-class" else 1
@@ -111,7 +114,7 @@ def evaluate(
         clean.append(accuracies_after_steps(learner, batch, steps, query_groups=groups))
         if attack_epsilon > 0:
             attacked.append(accuracies_after_steps(learner, batch, steps, attack_epsilon, groups))
-    return (torch.cat(clean), torch.cat(attacked)) if attack_epsilon > 0 else torch.cat(clean)
+    return torch.cat(clean), torch.cat(attacked) if attacked else None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
         if (it + 1) % s.val_every == 0 or it + 1 == s.iterations:
             episodes["val"].rng = np.random.default_rng(s.seed + 1)  # same episodes every time
             val_acc = evaluate(learner, episodes["val"], s.val_episodes, s.eval_steps,
-                               query_batch=s.query_batch).mean()  # fmt: skip
+                               query_batch=s.query_batch)[0].mean()  # fmt: skip
             row["val_accuracy"] = val_acc.item()
             if val_acc.item() > best_val:
                 best_val = val_acc.item()
@@ -197,11 +200,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     best = load_checkpoint(best_path)
     learner.load_state_dict(best["state_dict"])
-    accuracy = evaluate(learner, episodes["test"], s.test_episodes, s.eval_steps,
-                        s.attack_epsilon, s.query_batch)  # fmt: skip
+    accuracy, attacked = evaluate(learner, episodes["test"], s.test_episodes, s.eval_steps,
+                                  s.attack_epsilon, s.query_batch)  # fmt: skip
     adversarial = {}
-    if s.attack_epsilon > 0:
-        accuracy, attacked = accuracy
+    if attacked is not None:
         adv_mean, adv_ci = mean_and_ci95(attacked)
         adversarial = {"attack_epsilon": s.attack_epsilon, "adversarial_accuracy": adv_mean,
                        "adversarial_ci95": adv_ci}  # fmt: skip

@@ -68,9 +68,9 @@ def accuracies_after_steps(
     n_query = b.query_x.shape[1]
     if query_groups < 1 or n_query % query_groups:
         raise ValueError(f"query_groups must divide the {n_query} queries, got {query_groups}")
-    loss = learner.supervised_loss(torch.nn.functional.cross_entropy)
+    ce = torch.nn.functional.cross_entropy
     adapted = learner.adapt_batch(
-        loss, (b.support_x, b.support_y), steps=steps,
+        learner.supervised_loss(ce), (b.support_x, b.support_y), steps=steps,
         params=detach_params(learner.params()), first_order=True,
     )  # fmt: skip
     adapted = {name: p.detach() for name, p in adapted.items()}
@@ -83,7 +83,6 @@ def accuracies_after_steps(
     for group in range(query_groups):
         query_x, query_y = b.query_x[:, group::query_groups], b.query_y[:, group::query_groups]
         if attack_epsilon is not None:
-            ce = torch.nn.functional.cross_entropy
             query_x = fgsm_tasks(learner.model, adapted, query_x, query_y, attack_epsilon, ce,
                                  learner.batching, params_dim=0)  # fmt: skip
         with torch.no_grad():

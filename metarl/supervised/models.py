@@ -111,7 +111,7 @@ class Conv4(nn.Module):
             elif norm == "group":
                 blocks.append(nn.GroupNorm(min(8, channels), channels))
             blocks += [nn.ReLU()] if strided else [nn.ReLU(), nn.MaxPool2d(2)]
-            size, c_in = ((size + 1) // 2, channels) if strided else (size // 2, channels)
+            size, c_in = (size + 1) // 2 if strided else size // 2, channels
         if size < 1:
             raise ValueError(f"image_size {image_size} is too small for four 2x2 poolings")
         self.features = nn.Sequential(*blocks)
