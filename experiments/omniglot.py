@@ -11,7 +11,7 @@ as shots, as in the MAML code's episodes) and ``--train-shots`` support examples
 ``--shots``; Reptile's paper meta-trains 1-shot learners on 10); validation and test
 episodes carry ``--queries`` (15), classified in batches of one query per class (the
 composition of the meta-training query batches; batch statistics depend on it; ``--query-batch
-all`` for one batch of all). ``--augment class|image`` distorts meta-training
+all`` for one batch of all). ``--augment class|image|both`` distorts meta-training
 episodes with random affine maps; ``--within-alphabet`` draws each meta-training episode's
 classes from one alphabet (and rotation), as every test episode is. The initialisation kept
 is the one with the best meta-validation accuracy; the test accuracy is over
@@ -65,7 +65,7 @@ class Settings:
     queries: int = 15  # per class in validation and test episodes
     train_queries: int | None = None  # per class in meta-training episodes (default: shots)
     train_shots: int | None = None  # support per class in meta-training (Reptile's paper: 10)
-    augment: str = "none"  # none | class | image: random affine distortions in meta-training
+    augment: str = "none"  # none | class | image | both: random affine maps in meta-training
     within_alphabet: bool = False  # meta-training episodes draw all classes from one alphabet
     meta_batch: int = 32
     iterations: int = 20_000

@@ -51,6 +51,20 @@ def test_per_class_draws_one_transform_per_class():
     assert not torch.equal(per_image[0, 0, 0], per_image[0, 0, 1])
 
 
+def test_both_composes_a_class_draw_with_a_half_range_image_draw():
+    x = _images(1).view(1, 1, 1, 1, 8, 8)
+    turn = RandomAffine("both", rotation=60, shift=0, scale=(1, 1), shear=0)
+    out = turn(x, _Highest())[0, 0, 0, 0]  # 60 + 30 degrees
+    assert any(torch.allclose(out, torch.rot90(x[0, 0, 0, 0], k), atol=1e-5) for k in (1, 3))
+    shift = RandomAffine("both", rotation=0, shift=0.25, scale=(1, 1), shear=0)
+    out = shift(x, _Highest())[0, 0, 0, 0]  # 2 + 1 pixels
+    torch.testing.assert_close(out[:-3, :-3], x[0, 0, 0, 0, 3:, 3:])
+    assert out[-3:].abs().max() == 0
+    same = _images(1).expand(4, -1, -1, -1).reshape(1, 2, 2, 1, 8, 8)
+    both = RandomAffine("both")(same, np.random.default_rng(0))
+    assert not torch.equal(both[0, 0, 0], both[0, 0, 1])  # images of a class differ
+
+
 def test_augmented_episodes_are_reproducible_and_differ_from_plain_ones():
     labels = np.repeat(np.arange(6), 4)
     data = _images(24)
