@@ -5,8 +5,10 @@
 
 Every ``<runs>/*/results.json`` becomes one row: test accuracy on Sanskrit with its 95%
 interval, the published full-Omniglot figure beside it, the iteration the kept initialisation
-came from, the training wall time and the command. A grid of learner x setting follows, with
-"-" where no run has finished yet. ``--notes`` appends a hand-written section.
+came from, the training wall time and the command. A grid of learner x setting comes first,
+with "-" where no run has finished yet; where several runs share a cell (ablations, longer
+training) it shows the one with the best meta-validation accuracy, never the best test one.
+``--notes`` appends a hand-written section.
 
 Published figures (accuracy %, 5-way 1-shot / 5-way 5-shot / 20-way 1-shot / 20-way 5-shot on
 the standard random-alphabet Omniglot test): MAML, Finn et al. 2017, Table 1; Meta-SGD, Li et
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--notes", default=None)
     args = parser.parse_args(argv)
     paths = [p for folder in args.runs for p in sorted(Path(folder).glob("*/results.json"))]
-    runs = [json.loads(p.read_text()) for p in paths]
+    runs = [{**json.loads(p.read_text()), "run": p.parent.name} for p in paths]
     if not runs:
         raise SystemExit(f"no results.json under {args.runs}")
     order = list(NAMES)
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         pub = published(r["learner"], r["ways"], r["shots"])
         rows.append({
             "learner": NAMES.get(r["learner"], r["learner"]),
+            "run": r["run"],
             "setting": f"{r['ways']}-way {r['shots']}-shot",
             "accuracy": round(100 * r["test_accuracy"], 2),
             "ci95": round(100 * r["ci95"], 2),
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
             "test_episodes": r["test_episodes"],
             "iterations": r["settings"]["iterations"],
             "best_iteration": r["best_iteration"],
+            "val_accuracy": round(100 * r["val_accuracy"], 2),
             "train_wall_min": round(r["train_wall_s"] / 60, 1),
             "command": r["command"],
         })  # fmt: skip
@@ -91,7 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         "| learner | " + " | ".join(f"{w}-way {k}-shot" for w, k in SETTINGS) + " |",
         "|---|" + "---|" * len(SETTINGS),
     ]
-    by_cell = {(r["learner"], r["ways"], r["shots"]): r for r in runs}
+    by_cell = {}  # per cell, the run with the best validation accuracy
+    for r in sorted(runs, key=lambda r: r["val_accuracy"]):
+        by_cell[r["learner"], r["ways"], r["shots"]] = r
     for learner in [k for k in NAMES if any(r["learner"] == k for r in runs)]:
         cells = []
         for w, k in SETTINGS:
@@ -104,16 +110,17 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "## Runs",
         "",
-        "| learner | setting | accuracy % | adversarial % | published % | episodes | "
-        "kept iteration / trained | train wall time | command |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| learner | run | setting | accuracy % | adversarial % | published % | episodes | "
+        "kept iteration / trained | val % | train wall time | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['learner']} | {row['setting']} | {row['accuracy']:.2f} ± {row['ci95']:.2f} "
+            f"| {row['learner']} | `{row['run']}` | {row['setting']} "
+            f"| {row['accuracy']:.2f} ± {row['ci95']:.2f} "
             f"| {row['adversarial_accuracy'] or '-'} | {row['published'] or '-'} "
             f"| {row['test_episodes']} | {row['best_iteration']} / {row['iterations']} "
-            f"| {row['train_wall_min']} min | `{row['command']}` |"
+            f"| {row['val_accuracy']} | {row['train_wall_min']} min | `{row['command']}` |"
         )
     machines = sorted({r["machine"] for r in runs})
     lines += ["", "Machine: " + "; ".join(machines) + "."]

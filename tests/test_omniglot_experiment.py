@@ -63,8 +63,15 @@ def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, data):
     table = tmp_path / "omniglot.md"
     report.main(["--runs", str(tmp_path), "--out", str(table)])
     text = table.read_text()
-    assert text.count("| MAML | 2-way 1-shot |") == 2  # both runs listed
+    assert "| MAML | `straight` | 2-way 1-shot |" in text  # both runs listed
+    assert "| MAML | `resumed` | 2-way 1-shot |" in text
     assert "| MAML | - (published 98.7) |" in text  # the grid: no 5-way 1-shot run yet
+
+    alphabets = load_experiment("omniglot_alphabets").main([
+        "--learner", str(tmp_path / "straight" / "learner.pt"), "--ways", "2", "--queries", "2",
+        "--episodes", "4", "--threads", "1", "--data", str(data)])  # fmt: skip
+    assert all(0 <= alphabets[k]["accuracy"] <= 1 for k in ("within", "across"))
+    assert (tmp_path / "straight" / "alphabets.json").is_file()
 
 
 def test_more_ways_than_validation_characters_validates_on_their_rotations(tmp_path, data):
@@ -72,3 +79,16 @@ def test_more_ways_than_validation_characters_validates_on_their_rotations(tmp_p
     result = _run(exp, data, tmp_path / "four-way", 2, ways="4")  # Tagalog has 3 characters
     assert result["val_rotated"] and 0 <= result["val_accuracy"] <= 1
     assert not _run(exp, data, tmp_path / "two-way", 2)["val_rotated"]
+
+
+def test_report_grid_shows_the_run_with_the_best_validation_not_test_accuracy(tmp_path):
+    for run, val, test in (("long", 0.9, 0.70), ("short", 0.8, 0.75)):
+        (tmp_path / run).mkdir()
+        result = {"learner": "maml", "ways": 5, "shots": 1, "test_accuracy": test, "ci95": 0.01,
+                  "test_episodes": 600, "best_iteration": 10, "val_accuracy": val,
+                  "train_wall_s": 60.0, "machine": "m", "command": run,
+                  "settings": {"iterations": 10}}  # fmt: skip
+        (tmp_path / run / "results.json").write_text(json.dumps(result))
+    table = tmp_path / "table.md"
+    load_experiment("omniglot_report").main(["--runs", str(tmp_path), "--out", str(table)])
+    assert "| MAML | 70.00 ± 1.00 (published 98.7) |" in table.read_text()
