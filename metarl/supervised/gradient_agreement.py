@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils import _pytree as pytree
 
 from metarl.core.adapt import InnerLoss
 from metarl.core.learners import MAML
@@ -29,18 +30,26 @@ class GradientAgreementMAML(MAML):
 
     ``meta_losses`` returns the per-task query losses as values; the gradient of their mean
     is ``sum_i w_i g_i``, so ``meta_loss(...).backward()`` and any optimiser work as usual.
-    Computing the weights costs one extra backward pass per task.
+    Each task's meta-gradient comes from a backward pass over that task's graph alone (a
+    one-task forward each), so an iteration costs about what a MAML iteration does.
     """
 
     def meta_losses(
         self, inner_loss: InnerLoss, support: Any, outer_loss: InnerLoss, query: Any
     ) -> Tensor:
-        losses = super().meta_losses(inner_loss, support, outer_loss, query)
+        if not torch.is_grad_enabled():  # values only: no weights to compute
+            return super().meta_losses(inner_loss, support, outer_loss, query)
         params = [p for p in self.parameters() if p.requires_grad]
-        rows = []
-        for loss in losses:
-            grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        tasks = pytree.tree_leaves(support)[0].shape[0]
+        losses, rows = [], []
+        for i in range(tasks):
+            one = [pytree.tree_map(lambda t, i=i: t[i : i + 1], d) for d in (support, query)]
+            loss = super().meta_losses(inner_loss, one[0], outer_loss, one[1])[0]
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            losses.append(loss.detach())
             rows.append(flat_gradient(grads, params))
-        weights = agreement_weights(torch.stack(rows)).detach()
-        weighted = weights * losses * len(losses)  # its mean has gradient sum_i w_i g_i
-        return losses.detach() + (weighted - weighted.detach())
+        task_gradients = torch.stack(rows)
+        combined = agreement_weights(task_gradients) @ task_gradients  # sum_i w_i g_i
+        surrogate = torch.cat([p.reshape(-1) for p in params]) @ combined
+        # Value: the query losses. Gradient of their mean: sum_i w_i g_i.
+        return torch.stack(losses) + (surrogate - surrogate.detach())
