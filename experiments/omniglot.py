@@ -12,8 +12,10 @@ as shots, as in the MAML code's episodes) and ``--train-shots`` support examples
 episodes carry ``--queries`` (15), classified in batches of one query per class (the
 composition of the meta-training query batches; batch statistics depend on it; ``--query-batch
 all`` for one batch of all). ``--augment class|image|both`` distorts meta-training
-episodes with random affine maps; ``--within-alphabet`` draws each meta-training episode's
-classes from one alphabet (and rotation), as every test episode is. The initialisation kept
+episodes with random affine maps; ``--mix-classes p`` replaces each meta-training class by a
+superposition of two characters with probability p (new classes beyond the six alphabets);
+``--within-alphabet`` draws each meta-training episode's classes from one alphabet (and
+rotation), as every test episode is. The initialisation kept
 is the one with the best meta-validation accuracy; the test accuracy is over
 ``--test-episodes`` Sanskrit episodes with a 95% interval. Tagalog has 17 characters, so
 20-way runs validate on Tagalog with its rotations as extra classes.
@@ -44,7 +46,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from metarl.supervised import EpisodeSampler, load_omniglot
-from metarl.supervised.data.augment import RandomAffine
+from metarl.supervised.data.augment import ClassMix, RandomAffine, compose
 from metarl.supervised.data.omniglot import alphabet_groups, with_rotations
 from metarl.supervised.evaluate import accuracies_after_steps, mean_and_ci95
 from metarl.supervised.fewshot import build_learner, save_learner
@@ -66,6 +68,7 @@ class Settings:
     train_queries: int | None = None  # per class in meta-training episodes (default: shots)
     train_shots: int | None = None  # support per class in meta-training (Reptile's paper: 10)
     augment: str = "none"  # none | class | image | both: random affine maps in meta-training
+    mix_classes: float = 0.0  # probability that a meta-training class is two superimposed ones
     within_alphabet: bool = False  # meta-training episodes draw all classes from one alphabet
     meta_batch: int = 32
     iterations: int = 20_000
@@ -131,7 +134,10 @@ def main(argv: list[str] | None = None) -> dict:
         val = with_rotations(val)
         print(f"meta-validation has {len(val.class_names) // 4} characters, fewer than "
               f"{s.ways} ways: validating with their rotations as extra classes")  # fmt: skip
-    augment = None if s.augment == "none" else RandomAffine(s.augment)
+    transforms = [ClassMix(s.mix_classes)] if s.mix_classes > 0 else []
+    if s.augment != "none":
+        transforms.append(RandomAffine(s.augment))
+    augment = compose(*transforms) if transforms else None
     groups = alphabet_groups(train) if s.within_alphabet else None
     episodes = {
         "train": EpisodeSampler(

@@ -20,8 +20,8 @@ LAYOUT = {
 def _run(exp, data, out, iterations, *extra, ways="2"):
     return exp.main(["--learner", "maml", "--ways", ways, "--shots", "1", "--queries", "2",
                      "--meta-batch", "2", "--train-shots", "2", "--augment", "image",
-                     "--within-alphabet", "--channels", "4", "--iterations", str(iterations),
-                     "--val-every", "2",
+                     "--mix-classes", "0.5", "--within-alphabet", "--channels", "4",
+                     "--iterations", str(iterations), "--val-every", "2",
                      "--checkpoint-every", "2", "--val-episodes", "4", "--test-episodes", "4",
                      "--attack-epsilon", "0.1", "--threads", "1", "--data", str(data),
                      "--out", str(out), *extra])  # fmt: skip

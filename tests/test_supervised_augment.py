@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.supervised.data.augment import RandomAffine
+from metarl.supervised.data.augment import ClassMix, RandomAffine, compose
 from metarl.supervised.episodes import EpisodeSampler
 
 
@@ -63,6 +63,24 @@ def test_both_composes_a_class_draw_with_a_half_range_image_draw():
     same = _images(1).expand(4, -1, -1, -1).reshape(1, 2, 2, 1, 8, 8)
     both = RandomAffine("both")(same, np.random.default_rng(0))
     assert not torch.equal(both[0, 0, 0], both[0, 0, 1])  # images of a class differ
+
+
+def test_class_mix_superimposes_each_class_with_the_next_episodes_same_way():
+    x = torch.rand(3, 2, 4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ClassMix(0.0)(x, np.random.default_rng(0)), x)
+    out = ClassMix(1.0)(x, np.random.default_rng(0))
+    torch.testing.assert_close(out[1], torch.maximum(x[1], x[0]))  # image j with image j
+    torch.testing.assert_close(out[0], torch.maximum(x[0], x[2]))
+    one = ClassMix(1.0)(x[:1], np.random.default_rng(0))  # one episode: the next way
+    torch.testing.assert_close(one[0, 0], torch.maximum(x[0, 0], x[0, 1]))
+    half = ClassMix(0.5)(x, np.random.default_rng(1))
+    kept = [torch.equal(half[t, c], x[t, c]) for t in range(3) for c in range(2)]
+    assert 0 < sum(kept) < 6  # some classes mixed, some kept, whole classes at a time
+    chained = compose(ClassMix(1.0), RandomAffine("class", rotation=0, shift=0, scale=(1, 1),
+                                                  shear=0))  # fmt: skip
+    torch.testing.assert_close(chained(x, np.random.default_rng(0)), out)
+    with pytest.raises(ValueError, match="prob"):
+        ClassMix(1.5)
 
 
 def test_augmented_episodes_are_reproducible_and_differ_from_plain_ones():

@@ -1,4 +1,4 @@
-"""Random affine distortions of few-shot episodes (meta-training augmentation).
+"""Meta-training augmentation of few-shot episodes: random affine maps and class mixing.
 
     augment = RandomAffine(per="class", rotation=15, shift=0.1, scale=(0.9, 1.1), shear=10)
     sampler = EpisodeSampler(images, labels, ways=5, shots=1, transform=augment)
@@ -8,10 +8,14 @@ episode sees new variants of its characters (a larger class space, like the 90-d
 rotations); ``per="image"`` draws one per image, a drawing-to-drawing variation;
 ``per="both"`` composes a class draw with a per-image draw of half the ranges. Affine
 distortions of this kind are the usual augmentation for Omniglot (Koch et al. 2015, Lake et
-al. 2015). The draws come from the sampler's numpy generator, so episodes stay reproducible.
+al. 2015). ``ClassMix`` makes new classes by superimposing pairs of characters, and
+``compose`` chains transforms. The draws come from the sampler's numpy generator, so
+episodes stay reproducible.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -76,3 +80,41 @@ class RandomAffine:
         out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
                             align_corners=False)  # fmt: skip
         return out.view_as(x)
+
+
+class ClassMix:
+    """New meta-training classes from pairs of old ones: superimposed characters.
+
+    With probability ``prob`` each class of an episode is replaced by the pixel-wise maximum
+    of its images and those of a partner class (the same way of the next episode in the
+    batch, or the next way when the batch holds one episode), image ``j`` with image ``j``:
+    strokes of two characters drawn as one. Omniglot characters are compositions of strokes,
+    so such composites widen the class space beyond the few meta-training alphabets. Expects
+    ``x [tasks, ways, per_class, C, H, W]`` with strokes bright on a dark background.
+    """
+
+    def __init__(self, prob: float = 0.5) -> None:
+        if not 0 <= prob <= 1:
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
+        self.prob = prob
+
+    def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
+        tasks, ways = x.shape[:2]
+        partner = x.roll(1, dims=0) if tasks > 1 else x.roll(1, dims=1)
+        mixed = torch.from_numpy(rng.random((tasks, ways)) < self.prob)
+        mixed = mixed.view(tasks, ways, *[1] * (x.dim() - 2))
+        return torch.where(mixed, torch.maximum(x, partner), x)
+
+
+Transform = Callable[[Tensor, np.random.Generator], Tensor]
+
+
+def compose(*transforms: Transform) -> Transform:
+    """One episode transform that applies ``transforms`` in order with the same generator."""
+
+    def composed(x: Tensor, rng: np.random.Generator) -> Tensor:
+        for transform in transforms:
+            x = transform(x, rng)
+        return x
+
+    return composed
