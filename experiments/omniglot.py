@@ -5,7 +5,8 @@ Data: this machine's two background sets, split by alphabet (meta-train: six alp
 Protocol after the MAML paper and code: 28x28 images; Conv-4 with 64 channels, batch
 statistics, and stride-2 convolutions in place of max-pooling (the MAML code's Omniglot
 network; ``--downsample maxpool`` for the pooled one); Adam 1e-3 on 32 tasks per meta-batch
-(5-way: inner step 0.4, 1 step in training, 3 at test; 20-way: step 0.1, 5 steps, 16 tasks).
+(5-way: inner step 0.4, 1 step in training, 3 at test; 20-way: step 0.1, 5 steps, 16 tasks;
+``setting_defaults`` lists every learner's defaults).
 Meta-training episodes carry ``--train-queries`` query examples per class (default: as many
 as shots, as in the MAML code's episodes) and ``--train-shots`` support examples (default:
 ``--shots``; Reptile's paper meta-trains 1-shot learners on 10); validation and test
@@ -36,7 +37,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import matplotlib
@@ -66,15 +67,15 @@ class Settings:
     shots: int = 1
     queries: int = 15  # per class in validation and test episodes
     train_queries: int | None = None  # per class in meta-training episodes (default: shots)
-    train_shots: int | None = None  # support per class in meta-training (Reptile's paper: 10)
+    train_shots: int | None = None  # support per class in meta-training (None: shots; Reptile 10)
     augment: str = "none"  # none | class | image | both: random affine maps in meta-training
     mix_classes: float = 0.0  # probability that a meta-training class is two superimposed ones
     within_alphabet: bool = False  # meta-training episodes draw all classes from one alphabet
-    meta_batch: int = 32
+    meta_batch: int | None = None  # None: from setting_defaults (32; 16 at 20-way)
     iterations: int = 20_000
-    inner_lr: float = 0.4
-    inner_steps: int = 1
-    eval_steps: int = 3
+    inner_lr: float | None = None  # None: from setting_defaults (0.4; 0.1 at 20-way)
+    inner_steps: int | None = None  # None: from setting_defaults (1; 5 at 20-way)
+    eval_steps: int | None = None  # None: from setting_defaults (3; 5 at 20-way)
     outer_lr: float = 1e-3
     channels: int = 64
     norm: str = "batch"  # batch | group | none
@@ -91,6 +92,25 @@ class Settings:
     checkpoint_every: int = 500
     resume: bool = False
     threads: int = 2
+
+
+def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
+    """Values for the settings left unset, by learner and number of ways.
+
+    The MAML paper's (5-way: inner step 0.4, 1 step, 3 at test, 32 tasks; 20-way: 0.1, 5
+    steps, 5 at test, 16 tasks); Reptile's paper's (5 tasks of 10 meta-training shots, 5
+    inner steps, 50 at test; plain SGD steps of 0.05 in place of its inner Adam); 8 tasks for
+    the LSTM meta-learner, whose coordinate-wise LSTM runs over every weight of every task.
+    """
+    values: dict[str, float | int] = {"inner_lr": 0.4, "inner_steps": 1, "eval_steps": 3,
+                                      "meta_batch": 32}  # fmt: skip
+    if ways >= 20:
+        values.update(inner_lr=0.1, inner_steps=5, eval_steps=5, meta_batch=16)
+    if learner == "reptile":
+        values.update(inner_lr=0.05, inner_steps=5, eval_steps=50, meta_batch=5, train_shots=10)
+    if learner == "lstm":
+        values.update(meta_batch=8)
+    return values
 
 
 def evaluate(
@@ -122,6 +142,8 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
+    unset = {k: v for k, v in setting_defaults(s.learner, s.ways).items() if getattr(s, k) is None}
+    s = replace(s, **unset)
     torch.set_num_threads(s.threads)
     seed_everything(s.seed)
     out = Path(s.out or f"runs/omniglot/{s.learner}-{s.ways}way{s.shots}shot-seed{s.seed}")

@@ -53,6 +53,8 @@ def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, data):
     assert 0 <= straight["adversarial_accuracy"] <= 1 and straight["attack_epsilon"] == 0.1
     saved = json.loads((tmp_path / "straight" / "results.json").read_text())
     assert saved["best_iteration"] in (2, 4) and saved["test_episodes"] == 4
+    unset = {k: saved["settings"][k] for k in ("inner_lr", "inner_steps", "eval_steps")}
+    assert unset == {"inner_lr": 0.4, "inner_steps": 1, "eval_steps": 3}  # MAML 5-way defaults
 
     classifier = load_learner(tmp_path / "straight" / "learner.pt")
     logits = classifier.predict(torch.rand(2, 1, 28, 28), torch.tensor([0, 1]),
@@ -78,6 +80,7 @@ def test_more_ways_than_validation_characters_validates_on_their_rotations(tmp_p
     exp = load_experiment("omniglot")
     result = _run(exp, data, tmp_path / "four-way", 2, ways="4")  # Tagalog has 3 characters
     assert result["val_rotated"] and 0 <= result["val_accuracy"] <= 1
+    assert result["settings"]["inner_lr"] == 0.4  # the 20-way defaults start at 20 ways
     assert not _run(exp, data, tmp_path / "two-way", 2)["val_rotated"]
 
 
