@@ -99,8 +99,9 @@ def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
 
     The MAML paper's (5-way: inner step 0.4, 1 step, 3 at test, 32 tasks; 20-way: 0.1, 5
     steps, 5 at test, 16 tasks); Reptile's paper's (5 tasks of 10 meta-training shots, 5
-    inner steps, 50 at test; plain SGD steps of 0.05 in place of its inner Adam); 8 tasks for
-    the LSTM meta-learner, whose coordinate-wise LSTM runs over every weight of every task.
+    inner steps, 50 at test; plain SGD steps of 0.05 in place of its inner Adam); CAML's
+    context step of 1.0; 8 tasks for the LSTM meta-learner, whose coordinate-wise LSTM runs
+    over every weight of every task.
     """
     values: dict[str, float | int] = {"inner_lr": 0.4, "inner_steps": 1, "eval_steps": 3,
                                       "meta_batch": 32}  # fmt: skip
@@ -108,6 +109,8 @@ def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
         values.update(inner_lr=0.1, inner_steps=5, eval_steps=5, meta_batch=16)
     if learner == "reptile":
         values.update(inner_lr=0.05, inner_steps=5, eval_steps=50, meta_batch=5, train_shots=10)
+    if learner == "caml":
+        values.update(inner_lr=1.0)
     if learner == "lstm":
         values.update(meta_batch=8)
     return values
