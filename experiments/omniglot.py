@@ -49,7 +49,7 @@ from tqdm import tqdm
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.augment import ClassMix, RandomAffine, compose
 from metarl.supervised.data.omniglot import alphabet_groups, with_rotations
-from metarl.supervised.evaluate import accuracies_after_steps, mean_and_ci95
+from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
 from metarl.supervised.fewshot import build_learner, save_learner
 from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint, seed_everything
 from metarl.utils.cli import parse_settings
@@ -116,33 +116,6 @@ def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
     return values
 
 
-def evaluate(
-    learner,
-    sampler: EpisodeSampler,
-    episodes: int,
-    steps: int,
-    attack_epsilon: float = 0.0,
-    query_batch: str = "per-class",
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Accuracy of every episode, in chunks of 50 episodes, and with ``attack_epsilon > 0``
-    the accuracy on the same episodes' FGSM-perturbed queries (else ``None``).
-
-    ``query_batch="per-class"`` classifies the queries in batches of one per class (the
-    composition of the meta-training query batches, which matters for batch statistics);
-    ``"all"`` in one batch.
-    """
-    if query_batch not in ("per-class", "all"):
-        raise ValueError(f"query_batch must be 'per-class' or 'all', got {query_batch!r}")
-    groups = sampler.queries if query_batch == "per-class" else 1
-    clean, attacked = [], []
-    for start in range(0, episodes, 50):
-        batch = sampler.sample(min(50, episodes - start))
-        clean.append(accuracies_after_steps(learner, batch, steps, query_groups=groups))
-        if attack_epsilon > 0:
-            attacked.append(accuracies_after_steps(learner, batch, steps, attack_epsilon, groups))
-    return torch.cat(clean), torch.cat(attacked) if attacked else None
-
-
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
     unset = {k: v for k, v in setting_defaults(s.learner, s.ways).items() if getattr(s, k) is None}
@@ -207,8 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
         row = {"step": it + 1, "loss": loss.item(), "val_accuracy": ""}
         if (it + 1) % s.val_every == 0 or it + 1 == s.iterations:
             episodes["val"].rng = np.random.default_rng(s.seed + 1)  # same episodes every time
-            val_acc = evaluate(learner, episodes["val"], s.val_episodes, s.eval_steps,
-                               query_batch=s.query_batch)[0].mean()  # fmt: skip
+            val_acc = sampled_accuracies(learner, episodes["val"], s.val_episodes, s.eval_steps,
+                                         query_batch=s.query_batch)[0].mean()  # fmt: skip
             row["val_accuracy"] = val_acc.item()
             if val_acc.item() > best_val:
                 best_val = val_acc.item()
@@ -231,8 +204,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     best = load_checkpoint(best_path)
     learner.load_state_dict(best["state_dict"])
-    accuracy, attacked = evaluate(learner, episodes["test"], s.test_episodes, s.eval_steps,
-                                  s.attack_epsilon, s.query_batch)  # fmt: skip
+    accuracy, attacked = sampled_accuracies(
+        learner, episodes["test"], s.test_episodes, s.eval_steps, s.attack_epsilon, s.query_batch
+    )
     adversarial = {}
     if attacked is not None:
         adv_mean, adv_ci = mean_and_ci95(attacked)

@@ -27,7 +27,7 @@ import torch
 
 from metarl.supervised import EpisodeSampler, load_learner, load_omniglot
 from metarl.supervised.data.omniglot import LabelledImages, alphabet_groups
-from metarl.supervised.evaluate import accuracies_after_steps, mean_and_ci95
+from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
 from metarl.utils import seed_everything
 from metarl.utils.cli import parse_settings
 
@@ -69,11 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
     for kind, groups in (("within", alphabet_groups(pool)), ("across", None)):
         sampler = EpisodeSampler(pool.images, pool.labels, s.ways, s.shots, s.queries,
                                  seed=s.seed, class_groups=groups)  # fmt: skip
-        accuracy = torch.cat([
-            accuracies_after_steps(classifier.learner, sampler.sample(min(50, s.episodes - i)),
-                                   classifier.eval_steps, query_groups=s.queries)
-            for i in range(0, s.episodes, 50)
-        ])  # fmt: skip
+        accuracy = sampled_accuracies(classifier.learner, sampler, s.episodes,
+                                      classifier.eval_steps)[0]  # fmt: skip
         mean, ci = mean_and_ci95(accuracy)
         result[kind] = {"accuracy": mean, "ci95": ci}
         print(f"{kind}-alphabet {s.ways}-way {s.shots}-shot: {100 * mean:.2f} ± {100 * ci:.2f}% "

@@ -5,9 +5,11 @@
 
 Every ``<runs>/*/results.json`` becomes one row: test accuracy on Sanskrit with its 95%
 interval, the published full-Omniglot figure beside it, the iteration the kept initialisation
-came from, the training wall time and the command. A grid of learner x setting comes first,
-with "-" where no run has finished yet; where several runs share a cell (ablations, longer
-training) it shows the one with the best meta-validation accuracy, never the best test one.
+came from, the training wall time and the command; a learner scored in another setting than
+it was trained in (``experiments/omniglot_retest.py``) says which. A grid of learner x
+setting comes first, with "-" where no run has finished yet; where several runs share a cell
+(ablations, longer training) it shows the one with the best meta-validation accuracy, never
+the best test one.
 ``--notes`` appends a hand-written section.
 
 Published figures (accuracy %, 5-way 1-shot / 5-way 5-shot / 20-way 1-shot / 20-way 5-shot on
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({
             "learner": NAMES.get(r["learner"], r["learner"]),
             "run": r["run"],
-            "setting": f"{r['ways']}-way {r['shots']}-shot",
+            "setting": f"{r['ways']}-way {r['shots']}-shot" + _trained_as(r),
             "accuracy": round(100 * r["test_accuracy"], 2),
             "ci95": round(100 * r["ci95"], 2),
             "adversarial_accuracy": _percent(r.get("adversarial_accuracy")),
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             r = by_cell.get((learner, w, k))
             pub = published(learner, w, k)
             cell = "-" if r is None else f"{100 * r['test_accuracy']:.2f} ± {100 * r['ci95']:.2f}"
+            cell += "" if r is None else _trained_as(r)
             cells.append(cell + ("" if pub is None else f" (published {pub})"))
         lines.append(f"| {NAMES[learner]} | " + " | ".join(cells) + " |")
     lines += [
@@ -128,6 +131,12 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", Path(args.notes).read_text().rstrip()]
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out} and {out.with_suffix('.csv')} ({len(rows)} runs)")
+
+
+def _trained_as(run: dict) -> str:
+    """`` (trained 5-way 1-shot)`` for a run tested in another setting than it was trained in."""
+    trained = run.get("trained_as")
+    return "" if trained is None else f" (trained {trained['ways']}-way {trained['shots']}-shot)"
 
 
 def _percent(value: float | None) -> str:

@@ -61,12 +61,20 @@ def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, data):
                                 torch.rand(5, 1, 28, 28))  # fmt: skip
     assert logits.shape == (5, 2)
 
+    retest = load_experiment("omniglot_retest").main([
+        "--run", str(tmp_path / "straight"), "--shots", "2", "--queries", "2",
+        "--val-episodes", "4", "--test-episodes", "4", "--threads", "1", "--data", str(data),
+        "--out", str(tmp_path / "straight-2shot")])  # fmt: skip
+    assert retest["shots"] == 2 and retest["trained_as"]["shots"] == 1
+    assert retest["train_wall_s"] == straight["train_wall_s"]
+
     report = load_experiment("omniglot_report")
     table = tmp_path / "omniglot.md"
     report.main(["--runs", str(tmp_path), "--out", str(table)])
     text = table.read_text()
     assert "| MAML | `straight` | 2-way 1-shot |" in text  # both runs listed
     assert "| MAML | `resumed` | 2-way 1-shot |" in text
+    assert "| MAML | `straight-2shot` | 2-way 2-shot (trained 2-way 1-shot) |" in text
     assert "| MAML | - (published 98.7) |" in text  # the grid: no 5-way 1-shot run yet
 
     alphabets = load_experiment("omniglot_alphabets").main([

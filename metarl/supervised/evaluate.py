@@ -11,6 +11,7 @@ from torch import Tensor
 from metarl.core.learners import MetaLearner, as_task_batch
 from metarl.core.params import detach_params
 from metarl.supervised.adml import fgsm_tasks
+from metarl.supervised.episodes import EpisodeSampler
 
 
 def losses_after_steps(
@@ -88,3 +89,32 @@ def accuracies_after_steps(
         with torch.no_grad():
             hits += learner.task_losses(correct, adapted, (query_x, query_y))
     return hits / n_query
+
+
+def sampled_accuracies(
+    learner: MetaLearner,
+    sampler: EpisodeSampler,
+    episodes: int,
+    steps: int,
+    attack_epsilon: float = 0.0,
+    query_batch: str = "per-class",
+    chunk: int = 50,
+) -> tuple[Tensor, Tensor | None]:
+    """Accuracy of ``episodes`` fresh episodes from ``sampler`` (``chunk`` at a time), and with
+    ``attack_epsilon > 0`` the accuracy on the same episodes' FGSM-perturbed queries (else
+    ``None``).
+
+    ``query_batch="per-class"`` classifies the queries in batches of one per class (the
+    composition of meta-training query batches with one query per class, which matters for
+    batch statistics); ``"all"`` in one batch.
+    """
+    if query_batch not in ("per-class", "all"):
+        raise ValueError(f"query_batch must be 'per-class' or 'all', got {query_batch!r}")
+    groups = sampler.queries if query_batch == "per-class" else 1
+    clean, attacked = [], []
+    for start in range(0, episodes, chunk):
+        batch = sampler.sample(min(chunk, episodes - start))
+        clean.append(accuracies_after_steps(learner, batch, steps, query_groups=groups))
+        if attack_epsilon > 0:
+            attacked.append(accuracies_after_steps(learner, batch, steps, attack_epsilon, groups))
+    return torch.cat(clean), torch.cat(attacked) if attacked else None
