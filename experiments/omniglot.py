@@ -48,7 +48,11 @@ from tqdm import tqdm
 
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.augment import ClassMix, RandomAffine, compose
-from metarl.supervised.data.omniglot import alphabet_groups, with_rotations
+from metarl.supervised.data.omniglot import (
+    alphabet_groups,
+    with_rotations,
+    with_rotations_if_short,
+)
 from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
 from metarl.supervised.fewshot import build_learner, save_learner
 from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint, seed_everything
@@ -127,9 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
     train_queries = s.shots if s.train_queries is None else s.train_queries
     train_shots = s.shots if s.train_shots is None else s.train_shots
     val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
-    val_rotated = len(val.class_names) < s.ways  # Tagalog has 17 characters: 20-way needs more
+    val, val_rotated = with_rotations_if_short(val, s.ways)
     if val_rotated:
-        val = with_rotations(val)
         print(f"meta-validation has {len(val.class_names) // 4} characters, fewer than "
               f"{s.ways} ways: validating with their rotations as extra classes")  # fmt: skip
     transforms = [ClassMix(s.mix_classes)] if s.mix_classes > 0 else []

@@ -111,6 +111,14 @@ def with_rotations(
     return LabelledImages(np.concatenate(images), np.concatenate(labels), names)
 
 
+def with_rotations_if_short(data: LabelledImages, ways: int) -> tuple[LabelledImages, bool]:
+    """``data`` with its rotations as extra classes if it has fewer classes than ``ways``
+    (Tagalog, the meta-validation alphabet, has 17 characters: 20-way episodes need more),
+    and whether it did so."""
+    short = len(data.class_names) < ways
+    return (with_rotations(data) if short else data), short
+
+
 def alphabet_groups(data: LabelledImages) -> np.ndarray:
     """Group id of every class: its alphabet, and its rotation if ``with_rotations`` made it.
 
