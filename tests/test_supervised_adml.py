@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from metarl.core import MAML, TaskBatch
 from metarl.supervised import EpisodeSampler
 from metarl.supervised.adml import ADML, fgsm
-from metarl.supervised.evaluate import accuracies_after_steps
+from metarl.supervised.evaluate import accuracies_after_steps, sampled_accuracies
 from metarl.supervised.models import MLP
 
 
@@ -76,3 +76,7 @@ def test_adml_learns_and_the_attack_lowers_accuracy():
     attacked = accuracies_after_steps(learner, held_out, 1, attack_epsilon=0.02).mean().item()
     assert clean > 0.4 and clean > before + 0.15, f"clean accuracy {before:.2f} -> {clean:.2f}"
     assert attacked < clean  # the attack works on the adapted learner
+    # the sampled evaluation scores clean and attacked queries of the same episodes
+    both = sampled_accuracies(learner, EpisodeSampler(data[600:], labels[600:], 5, 1, 5, seed=1),
+                              200, 1, attack_epsilon=0.02, query_batch="all")  # fmt: skip
+    assert both[0].mean().item() == clean and both[1].mean().item() == attacked

@@ -46,17 +46,28 @@ def mean_and_ci95(values: Tensor) -> tuple[float, float]:
     return values.mean().item(), 1.96 * values.std().item() / values.numel() ** 0.5
 
 
-def accuracies_after_steps(
+def adapted_to_support(learner: MetaLearner, batch: Any, steps: int) -> dict[str, Tensor]:
+    """Every task's parameters after ``steps`` cross-entropy inner steps on its support set
+    (the learner's own rule, no meta-gradient graph), detached."""
+    b = as_task_batch(batch)
+    adapted = learner.adapt_batch(
+        learner.supervised_loss(torch.nn.functional.cross_entropy),
+        (b.support_x, b.support_y), steps=steps, params=detach_params(learner.params()),
+        first_order=True,
+    )  # fmt: skip
+    return {name: p.detach() for name, p in adapted.items()}
+
+
+def query_accuracies(
     learner: MetaLearner,
+    adapted: dict[str, Tensor],
     batch: Any,
-    steps: int,
     attack_epsilon: float | None = None,
     query_groups: int = 1,
 ) -> Tensor:
-    """Query accuracy of every task ``[tasks]`` after ``steps`` inner steps on its support set.
+    """Query accuracy of every task ``[tasks]`` under its ``adapted`` parameters.
 
-    Cross-entropy adaptation with the learner's own rule; no meta-gradient graph. With
-    ``attack_epsilon``, each task's query inputs are FGSM-perturbed (clipped to [0, 1])
+    With ``attack_epsilon``, each task's query inputs are FGSM-perturbed (clipped to [0, 1])
     against that task's adapted parameters before they are classified.
 
     ``query_groups=g`` classifies the queries in ``g`` separate forward passes, query ``i``
@@ -69,12 +80,6 @@ def accuracies_after_steps(
     n_query = b.query_x.shape[1]
     if query_groups < 1 or n_query % query_groups:
         raise ValueError(f"query_groups must divide the {n_query} queries, got {query_groups}")
-    ce = torch.nn.functional.cross_entropy
-    adapted = learner.adapt_batch(
-        learner.supervised_loss(ce), (b.support_x, b.support_y), steps=steps,
-        params=detach_params(learner.params()), first_order=True,
-    )  # fmt: skip
-    adapted = {name: p.detach() for name, p in adapted.items()}
 
     def correct(params: Any, data: tuple[Tensor, Tensor]) -> Tensor:
         x, y = data
@@ -84,11 +89,25 @@ def accuracies_after_steps(
     for group in range(query_groups):
         query_x, query_y = b.query_x[:, group::query_groups], b.query_y[:, group::query_groups]
         if attack_epsilon is not None:
-            query_x = fgsm_tasks(learner.model, adapted, query_x, query_y, attack_epsilon, ce,
-                                 learner.batching, params_dim=0)  # fmt: skip
+            query_x = fgsm_tasks(learner.model, adapted, query_x, query_y, attack_epsilon,
+                                 torch.nn.functional.cross_entropy, learner.batching,
+                                 params_dim=0)  # fmt: skip
         with torch.no_grad():
             hits += learner.task_losses(correct, adapted, (query_x, query_y))
     return hits / n_query
+
+
+def accuracies_after_steps(
+    learner: MetaLearner,
+    batch: Any,
+    steps: int,
+    attack_epsilon: float | None = None,
+    query_groups: int = 1,
+) -> Tensor:
+    """Query accuracy of every task ``[tasks]`` after ``steps`` inner steps on its support
+    set: ``adapted_to_support`` then ``query_accuracies`` (see there for the arguments)."""
+    adapted = adapted_to_support(learner, batch, steps)
+    return query_accuracies(learner, adapted, batch, attack_epsilon, query_groups)
 
 
 def sampled_accuracies(
@@ -114,7 +133,8 @@ def sampled_accuracies(
     clean, attacked = [], []
     for start in range(0, episodes, chunk):
         batch = sampler.sample(min(chunk, episodes - start))
-        clean.append(accuracies_after_steps(learner, batch, steps, query_groups=groups))
+        adapted = adapted_to_support(learner, batch, steps)  # one adaptation for both scores
+        clean.append(query_accuracies(learner, adapted, batch, query_groups=groups))
         if attack_epsilon > 0:
-            attacked.append(accuracies_after_steps(learner, batch, steps, attack_epsilon, groups))
+            attacked.append(query_accuracies(learner, adapted, batch, attack_epsilon, groups))
     return torch.cat(clean), torch.cat(attacked) if attacked else None
