@@ -15,6 +15,8 @@ composition of the meta-training query batches; batch statistics depend on it; `
 all`` for one batch of all). ``--augment class|image|both`` distorts meta-training
 episodes with random affine maps; ``--mix-classes p`` replaces each meta-training class by a
 superposition of two characters with probability p (new classes beyond the six alphabets);
+``--mirror-classes`` adds each meta-training character's mirror image (and its rotations) as
+classes of their own;
 ``--within-alphabet`` draws each meta-training episode's classes from one alphabet (and
 rotation), as every test episode is. The initialisation kept
 is the one with the best meta-validation accuracy; the test accuracy is over
@@ -74,6 +76,7 @@ class Settings:
     train_shots: int | None = None  # support per class in meta-training (None: shots; Reptile 10)
     augment: str = "none"  # none | class | image | both: random affine maps in meta-training
     mix_classes: float = 0.0  # probability that a meta-training class is two superimposed ones
+    mirror_classes: bool = False  # mirror images of meta-training characters as extra classes
     within_alphabet: bool = False  # meta-training episodes draw all classes from one alphabet
     meta_batch: int | None = None  # None: from setting_defaults (32; 16 at 20-way)
     iterations: int = 20_000
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(s.threads)
     seed_everything(s.seed)
     out = Path(s.out or f"runs/omniglot/{s.learner}-{s.ways}way{s.shots}shot-seed{s.seed}")
-    train = with_rotations(load_omniglot("train", s.data))
+    train = with_rotations(load_omniglot("train", s.data), mirror=s.mirror_classes)
     train_queries = s.shots if s.train_queries is None else s.train_queries
     train_shots = s.shots if s.train_shots is None else s.train_shots
     val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)

@@ -82,6 +82,19 @@ def test_rotations_are_new_classes():
     assert rotated.labels[2] == 1
 
 
+def test_mirrored_classes_complete_the_eight_symmetries():
+    images = np.random.default_rng(0).integers(0, 256, (2, 4, 4), dtype=np.uint8)
+    data = omniglot.LabelledImages(images, np.array([0, 1]), ["a", "b"])
+    both = with_rotations(data, mirror=True)
+    assert len(both.class_names) == 16 and sorted(both.labels.tolist()) == list(range(16))
+    variants = {both.class_names[label]: both.images[i] for i, label in enumerate(both.labels)}
+    np.testing.assert_array_equal(variants["a-mirror/rot0"], images[0, :, ::-1])
+    np.testing.assert_array_equal(variants["b-mirror/rot90"], np.rot90(images[1, :, ::-1]))
+    symmetries = {variants[f"a{m}/rot{r}"].tobytes() for m in ("", "-mirror")
+                  for r in (0, 90, 180, 270)}  # fmt: skip
+    assert len(symmetries) == 8  # a random image has eight distinct symmetric copies
+
+
 def test_episodes_have_the_right_shapes_labels_and_no_overlap():
     labels = np.repeat(np.arange(10), 6)
     data = torch.arange(60, dtype=torch.float32).view(60, 1, 1, 1).expand(60, 1, 2, 2)

@@ -97,9 +97,19 @@ def load_omniglot(
 
 
 def with_rotations(
-    data: LabelledImages, angles: Sequence[int] = (0, 90, 180, 270)
+    data: LabelledImages, angles: Sequence[int] = (0, 90, 180, 270), mirror: bool = False
 ) -> LabelledImages:
-    """Every (class, angle) as a class of its own: the meta-train augmentation of the MAML paper."""
+    """Every (class, angle) as a class of its own: the meta-train augmentation of the MAML paper.
+
+    With ``mirror``, every class's left-right mirror image (and its rotations) is a class of its
+    own too: the eight symmetries of the square instead of four, twice the classes.
+    """
+    if mirror:
+        flipped = LabelledImages(data.images[:, :, ::-1], data.labels + len(data.class_names),
+                                 [f"{name}-mirror" for name in data.class_names])  # fmt: skip
+        data = LabelledImages(np.concatenate([data.images, flipped.images]),
+                              np.concatenate([data.labels, flipped.labels]),
+                              list(data.class_names) + flipped.class_names)  # fmt: skip
     images, labels, names = [], [], []
     for i, angle in enumerate(angles):
         if angle % 90:
