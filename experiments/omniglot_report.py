@@ -7,7 +7,8 @@ Every ``<runs>/*/results.json`` becomes one row: test accuracy on Sanskrit with 
 interval, the published full-Omniglot figure beside it, the iteration the kept initialisation
 came from, the training wall time and the command; a learner scored in another setting than
 it was trained in (``experiments/omniglot_retest.py``) says which. A grid of learner x
-setting comes first, with "-" where no run has finished yet; where several runs share a cell
+setting comes first (the five main learners always, others once they have a run), with "-"
+where no run has finished yet; where several runs share a cell
 (ablations, longer training) it shows the one with the best meta-validation accuracy, never
 the best test one.
 ``--notes`` appends a hand-written section.
@@ -30,6 +31,7 @@ PUBLISHED = {
     "metasgd": (99.53, 99.93, 95.93, 98.97),
     "reptile": (95.39, 98.90, 88.14, 96.65),
 }
+GRID_ALWAYS = ("maml", "fomaml", "metasgd", "reptile", "lstm")  # in the grid even before a run
 NAMES = {
     "maml": "MAML", "fomaml": "FOMAML", "metasgd": "Meta-SGD", "reptile": "Reptile",
     "lstm": "LSTM meta-learner", "adml": "ADML", "caml": "CAML",
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     by_cell = {}  # per cell, the run with the best validation accuracy
     for r in sorted(runs, key=lambda r: r["val_accuracy"]):
         by_cell[r["learner"], r["ways"], r["shots"]] = r
-    for learner in [k for k in NAMES if any(r["learner"] == k for r in runs)]:
+    shown = [k for k in NAMES if k in GRID_ALWAYS or any(r["learner"] == k for r in runs)]
+    for learner in shown:
         cells = []
         for w, k in SETTINGS:
             r = by_cell.get((learner, w, k))

@@ -102,4 +102,7 @@ def test_report_grid_shows_the_run_with_the_best_validation_not_test_accuracy(tm
         (tmp_path / run / "results.json").write_text(json.dumps(result))
     table = tmp_path / "table.md"
     load_experiment("omniglot_report").main(["--runs", str(tmp_path), "--out", str(table)])
-    assert "| MAML | 70.00 ± 1.00 (published 98.7) |" in table.read_text()
+    text = table.read_text()
+    assert "| MAML | 70.00 ± 1.00 (published 98.7) |" in text
+    assert "| Meta-SGD | - (published 99.53) |" in text  # a main learner without runs is shown
+    assert "| CAML |" not in text  # the comparisons only once they have a run
