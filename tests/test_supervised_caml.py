@@ -79,3 +79,20 @@ def test_caml_adapts_a_conv4_through_film_and_vmap_equals_loop(float64):
     # exists only through the inner step
     film = [n for n, _ in learner.named_parameters()].index("model.film.weight")
     assert grads["vmap"][film].abs().sum() > 0 and grads["loop"][film].abs().sum() > 0
+
+
+def test_film_modulates_the_chosen_block_only():
+    from metarl.supervised.models import Conv4
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 16, 16)
+    for block in (1, 3):
+        model = Conv4(ways=3, channels=4, image_size=16, context_dim=2, film_block=block)
+        split = len(model.features) // 4 * block
+        with torch.no_grad():
+            model.film.bias.copy_(torch.tensor([1.0] * 4 + [0.5] * 4))  # gamma 1, beta 0.5
+            by_hand = model.head(model.features[split:](model.features[:split](x) * 2 + 0.5)
+                                 .flatten(1))  # fmt: skip
+            torch.testing.assert_close(model(x), by_hand)
+    with pytest.raises(ValueError, match="film_block"):
+        Conv4(ways=3, context_dim=2, film_block=5)

@@ -81,9 +81,10 @@ class Conv4(nn.Module):
     ``downsample="stride"`` halves the resolution with stride-2 convolutions instead of
     max-pooling (28 -> 14 -> 7 -> 4 -> 2, then a spatial mean): the MAML code's Omniglot
     network, about 3.6x fewer multiply-adds.
-    ``context_dim > 0`` adds a ``context`` buffer (zeros) that modulates the first block's
-    features by FiLM, ``h * (1 + gamma) + beta`` with ``(gamma, beta)`` a linear function of
-    the context: the model CAML adapts.
+    ``context_dim > 0`` adds a ``context`` buffer (zeros) that modulates the features of block
+    ``film_block`` (1-4) by FiLM, ``h * (1 + gamma) + beta`` with ``(gamma, beta)`` a linear
+    function of the context: the model CAML adapts (on Omniglot its context learned much faster
+    at the third block than at the first).
     """
 
     def __init__(
@@ -95,8 +96,11 @@ class Conv4(nn.Module):
         norm: str = "batch",
         context_dim: int = 0,
         downsample: str = "maxpool",
+        film_block: int = 3,
     ) -> None:
         super().__init__()
+        if not 1 <= film_block <= 4:
+            raise ValueError(f"film_block must be one of the four blocks 1-4, got {film_block}")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         if downsample not in DOWNSAMPLING:
@@ -121,13 +125,14 @@ class Conv4(nn.Module):
         if context_dim > 0:
             self.register_buffer("context", torch.zeros(context_dim))
             self.film = nn.Linear(context_dim, 2 * channels)
+        self.film_block = film_block
 
     def forward(self, x: Tensor) -> Tensor:
         if self.film is None:
             h = self.features(x)
         else:
-            per_block = len(self.features) // 4
-            h = self.features[:per_block](x)
+            split = len(self.features) // 4 * self.film_block
+            h = self.features[:split](x)
             gamma, beta = self.film(self.context).view(2, -1, 1, 1)
-            h = self.features[per_block:](h * (1 + gamma) + beta)
+            h = self.features[split:](h * (1 + gamma) + beta)
         return self.head(h.mean(dim=(2, 3)) if self.spatial_mean else h.flatten(1))
