@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from metarl.core.learners import MetaLearner, as_task_batch
-from metarl.core.params import detach_params
+from metarl.core.params import Params, detach_params
 from metarl.supervised.adml import fgsm_tasks
 from metarl.supervised.episodes import EpisodeSampler
 
@@ -46,7 +46,7 @@ def mean_and_ci95(values: Tensor) -> tuple[float, float]:
     return values.mean().item(), 1.96 * values.std().item() / values.numel() ** 0.5
 
 
-def adapted_to_support(learner: MetaLearner, batch: Any, steps: int) -> dict[str, Tensor]:
+def adapted_to_support(learner: MetaLearner, batch: Any, steps: int) -> Params:
     """Every task's parameters after ``steps`` cross-entropy inner steps on its support set
     (the learner's own rule, no meta-gradient graph), detached."""
     b = as_task_batch(batch)
@@ -60,7 +60,7 @@ def adapted_to_support(learner: MetaLearner, batch: Any, steps: int) -> dict[str
 
 def query_accuracies(
     learner: MetaLearner,
-    adapted: dict[str, Tensor],
+    adapted: Params,
     batch: Any,
     attack_epsilon: float | None = None,
     query_groups: int = 1,

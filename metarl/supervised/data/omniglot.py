@@ -105,11 +105,11 @@ def with_rotations(
     own too: the eight symmetries of the square instead of four, twice the classes.
     """
     if mirror:
-        flipped = LabelledImages(data.images[:, :, ::-1], data.labels + len(data.class_names),
-                                 [f"{name}-mirror" for name in data.class_names])  # fmt: skip
-        data = LabelledImages(np.concatenate([data.images, flipped.images]),
-                              np.concatenate([data.labels, flipped.labels]),
-                              list(data.class_names) + flipped.class_names)  # fmt: skip
+        data = LabelledImages(
+            np.concatenate([data.images, data.images[:, :, ::-1]]),
+            np.concatenate([data.labels, data.labels + len(data.class_names)]),
+            [*data.class_names, *(f"{name}-mirror" for name in data.class_names)],
+        )
     images, labels, names = [], [], []
     for i, angle in enumerate(angles):
         if angle % 90:
