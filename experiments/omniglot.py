@@ -83,7 +83,11 @@ class Settings:
     inner_lr: float | None = None  # None: from setting_defaults (0.4; 0.1 at 20-way)
     inner_steps: int | None = None  # None: from setting_defaults (1; 5 at 20-way)
     eval_steps: int | None = None  # None: from setting_defaults (3; 5 at 20-way)
-    outer_lr: float = 1e-3
+    inner_rule: str | None = None  # Reptile only: sgd | adam (None: from setting_defaults)
+    inner_batch: int | None = None  # Reptile only: examples per inner step (0: all; None: 10)
+    outer_optimizer: str | None = None  # adam | sgd (None: sgd for Reptile, else adam)
+    outer_lr: float | None = None  # None: 1e-3 (Adam); Reptile's meta step 1.0 (SGD)
+    outer_schedule: str | None = None  # constant | linear (to 0 at the end; Reptile's default)
     channels: int = 64
     norm: str = "batch"  # batch | group | none
     downsample: str = "stride"  # stride (the MAML code's Omniglot network) | maxpool
@@ -107,19 +111,24 @@ def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
 
     The MAML paper's (5-way: inner step 0.4, 1 step, 3 at test, 32 tasks; 20-way: 0.1, 5
     steps, 5 at test, 16 tasks); Reptile's paper's (5 tasks of 10 meta-training shots, 5
-    inner steps, 50 at test; plain SGD steps of 0.05 in place of its inner Adam); CAML's
+    inner Adam steps of 0.001 on mini-batches of 10, 50 full-batch steps at test, an outer
+    SGD step annealed linearly from 1 to 0); CAML's
     context step of 100 on FiLM at the third block (the paper's step of 1.0 left the context
     nearly still on this Conv-4: in short checks the training loss stayed at chance, ln 5, for
     100 iterations with 1.0 at the first or third block, and fell to 0.63 in 300 with 100 at
     the third block, to 1.41 in 200 at the first); 8 tasks for the LSTM meta-learner, whose
     coordinate-wise LSTM runs over every weight of every task.
     """
-    values: dict[str, float | int] = {"inner_lr": 0.4, "inner_steps": 1, "eval_steps": 3,
-                                      "meta_batch": 32}  # fmt: skip
+    values: dict[str, float | int | str] = {
+        "inner_lr": 0.4, "inner_steps": 1, "eval_steps": 3, "meta_batch": 32,
+        "outer_optimizer": "adam", "outer_lr": 1e-3, "outer_schedule": "constant",
+    }  # fmt: skip
     if ways >= 20:
         values.update(inner_lr=0.1, inner_steps=5, eval_steps=5, meta_batch=16)
     if learner == "reptile":
-        values.update(inner_lr=0.05, inner_steps=5, eval_steps=50, meta_batch=5, train_shots=10)
+        values.update(inner_lr=0.001, inner_steps=5, eval_steps=50, meta_batch=5, train_shots=10,
+                      inner_rule="adam", inner_batch=10, outer_optimizer="sgd", outer_lr=1.0,
+                      outer_schedule="linear")  # fmt: skip
     if learner == "caml":
         values.update(inner_lr=100.0)
     if learner == "lstm":
@@ -164,8 +173,17 @@ def main(argv: list[str] | None = None) -> dict:
                   "downsample": s.downsample}  # fmt: skip
     if s.learner == "caml":
         model_spec.update(context_dim=s.context_dim, film_block=s.film_block)
-    learner = build_learner(s.learner, model_spec, s.inner_lr, s.inner_steps)
-    optimizer = torch.optim.Adam(learner.parameters(), lr=s.outer_lr)
+    options = {}
+    if s.inner_rule is not None or s.inner_batch is not None:
+        options = {"inner_rule": s.inner_rule or "sgd", "inner_batch": s.inner_batch or None}
+    learner = build_learner(s.learner, model_spec, s.inner_lr, s.inner_steps, options)
+    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    if s.outer_optimizer not in optimizers or s.outer_schedule not in ("constant", "linear"):
+        raise ValueError(
+            f"outer optimizer must be one of {list(optimizers)} and schedule "
+            f"constant or linear, got {s.outer_optimizer!r}, {s.outer_schedule!r}"
+        )
+    optimizer = optimizers[s.outer_optimizer](learner.parameters(), lr=s.outer_lr)
 
     start, elapsed, best_val = 0, 0.0, -1.0
     ckpt_path, best_path = out / "checkpoint.pt", out / "learner.pt"
@@ -183,6 +201,8 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(range(start, s.iterations), initial=start, total=s.iterations, file=sys.stdout,
                desc=f"{s.learner} {s.ways}-way {s.shots}-shot", disable=None)  # fmt: skip
     for it in bar:
+        if s.outer_schedule == "linear":  # from outer_lr at the start to 0 after the last
+            optimizer.param_groups[0]["lr"] = s.outer_lr * (1 - it / s.iterations)
         loss = learner.meta_loss(episodes["train"].sample(s.meta_batch), F.cross_entropy)
         optimizer.zero_grad()
         loss.backward()
@@ -196,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
             if val_acc.item() > best_val:
                 best_val = val_acc.item()
                 save_learner(best_path, learner, s.learner, model_spec, s.eval_steps, s.inner_lr,
-                             {"iteration": it + 1, "val_accuracy": best_val})  # fmt: skip
+                             {"iteration": it + 1, "val_accuracy": best_val}, options)  # fmt: skip
             bar.set_postfix_str(f"loss {loss.item():.3f}, val acc {val_acc.item():.3f}")
             if bar.disable:
                 print(f"iteration {it + 1}: loss {loss.item():.3f}, val {val_acc:.3f}", flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -62,3 +63,67 @@ def test_reptile_update_in_place(float64):
     reptile_update(theta, adapted, 0.5)
     torch.testing.assert_close(theta["w"], torch.tensor([1.5, 2.5]))
     torch.testing.assert_close(theta["b"], torch.tensor([1.0]))
+
+
+def _torch_adam_adapted(model, params, x, y, lr, batches):
+    """torch.optim.Adam (betas 0, 0.999), fresh state, one step per mini-batch index set."""
+    p = {n: t.detach().clone().requires_grad_() for n, t in params.items()}
+    opt = torch.optim.Adam(list(p.values()), lr=lr, betas=(0.0, 0.999), eps=1e-8)
+    for idx in batches:
+        opt.zero_grad()
+        F.mse_loss(forward_with(model, p, x[idx]), y[idx]).backward()
+        opt.step()
+    return {n: t.detach() for n, t in p.items()}
+
+
+def test_reptile_adam_on_minibatches_matches_torch_adam(float64):
+    model = tanh_mlp()
+    lr, steps, inner_batch, epsilon, tasks, n = 0.01, 4, 2, 0.5, 3, 6
+    learner = Reptile(model, inner_lr=lr, inner_steps=steps, inner_rule="adam",
+                      inner_batch=inner_batch)  # fmt: skip
+    g = torch.Generator().manual_seed(7)
+    batch = TaskBatch(*(torch.randn(tasks, n, d, generator=g) for d in (3, 2, 3, 2)))
+    theta = {k: p.detach().clone() for k, p in named_params(model).items()}
+
+    torch.manual_seed(11)
+    order = torch.randperm(n)
+    # One shuffled order shared by the tasks, consecutive mini-batches, cycled past n.
+    batches = [order[[(s * inner_batch + j) % n for j in range(inner_batch)]] for s in range(steps)]
+    phis = [
+        _torch_adam_adapted(model, theta, batch.support_x[i], batch.support_y[i], lr, batches)
+        for i in range(tasks)
+    ]
+    expected = {k: theta[k] + epsilon * (sum(phi[k] for phi in phis) / tasks - theta[k])
+                for k in theta}  # fmt: skip
+
+    torch.manual_seed(11)
+    loss = learner.meta_losses(
+        learner.supervised_loss(F.mse_loss),
+        (batch.support_x, batch.support_y),
+        learner.supervised_loss(F.mse_loss),
+        (batch.query_x, batch.query_y),
+    ).mean()
+    opt = torch.optim.SGD(learner.parameters(), lr=epsilon)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    for k, p in named_params(model).items():
+        torch.testing.assert_close(p.detach(), expected[k], rtol=1e-9, atol=1e-12)
+
+
+def test_adam_rule_first_step_moves_each_weight_by_lr(float64):
+    model = tanh_mlp()
+    learner = Reptile(model, inner_lr=1e-3, inner_steps=1, inner_rule="adam")
+    x, y = torch.randn(8, 3), torch.randn(8, 2)
+    theta = {k: p.detach().clone() for k, p in named_params(model).items()}
+    adapted = learner.adapt(learner.supervised_loss(F.mse_loss), (x, y))
+    for k, p in adapted.items():
+        moved = (theta[k] - p.detach()).abs()
+        torch.testing.assert_close(moved, torch.full_like(moved, 1e-3), rtol=1e-2, atol=0)
+
+
+def test_reptile_rejects_bad_options():
+    with pytest.raises(ValueError, match="inner_rule"):
+        Reptile(tanh_mlp(), inner_rule="rmsprop")
+    with pytest.raises(ValueError, match="inner_batch"):
+        Reptile(tanh_mlp(), inner_batch=0)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import fake_omniglot, load_experiment
+from metarl.core import AdamRule
 from metarl.supervised import load_learner
 
 LAYOUT = {
@@ -90,6 +91,28 @@ def test_more_ways_than_validation_characters_validates_on_their_rotations(tmp_p
     assert result["val_rotated"] and 0 <= result["val_accuracy"] <= 1
     assert result["settings"]["inner_lr"] == 0.4  # the 20-way defaults start at 20 ways
     assert not _run(exp, data, tmp_path / "two-way", 2)["val_rotated"]
+
+
+def test_reptile_defaults_follow_its_paper_and_the_learner_reloads_its_adam_rule(tmp_path, data):
+    exp = load_experiment("omniglot")
+    result = exp.main(["--learner", "reptile", "--ways", "2", "--queries", "2", "--train-shots",
+                       "2", "--meta-batch", "2", "--inner-steps", "2", "--eval-steps", "2",
+                       "--inner-batch", "2", "--channels", "4", "--iterations", "4",
+                       "--val-every", "2", "--val-episodes", "4", "--test-episodes", "4",
+                       "--threads", "1", "--data", str(data), "--out", str(tmp_path)])  # fmt: skip
+    s = result["settings"]
+    assert (s["inner_rule"], s["inner_lr"], s["outer_optimizer"], s["outer_lr"]) == (
+        "adam", 0.001, "sgd", 1.0)  # fmt: skip
+    # the meta step falls linearly from 1 to 0: 1 - 3/4 at the last of 4 iterations
+    optimizer = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["optimizer"]
+    assert optimizer["param_groups"][0]["lr"] == pytest.approx(0.25)
+    classifier = load_learner(tmp_path / "learner.pt")
+    assert isinstance(classifier.learner.rule, AdamRule)
+    assert classifier.learner.inner_batch == 2
+    with pytest.raises(ValueError, match="no options"):
+        exp.main(["--learner", "maml", "--ways", "2", "--queries", "2", "--inner-rule", "adam",
+                  "--data", str(data),
+                  "--out", str(tmp_path / "maml")])  # fmt: skip
 
 
 def test_report_grid_shows_the_run_with_the_best_validation_not_test_accuracy(tmp_path):

@@ -27,10 +27,11 @@ from metarl.core.params import (
     stack_params,
     unstack_params,
 )
-from metarl.core.rules import InnerRule, MetaSGDRule, SGDRule, StatefulRule
+from metarl.core.rules import AdamRule, InnerRule, MetaSGDRule, SGDRule, StatefulRule
 
 __all__ = [
     "MAML",
+    "AdamRule",
     "InnerLoss",
     "InnerRule",
     "MetaLearner",

@@ -38,27 +38,34 @@ def adapt(
     rule: InnerRule,
     steps: int = 1,
     first_order: bool = False,
+    per_step_data: bool = False,
 ) -> Params:
     """Take ``steps`` inner updates of ``params`` on one task's ``data``.
 
     With ``first_order=True`` the inner gradients are treated as constants (FOMAML): the
     result still depends on ``params`` (and on a learned rule's parameters) to first order,
-    but no second derivatives are formed.
+    but no second derivatives are formed. With ``per_step_data=True`` every tensor of
+    ``data`` has a leading dimension of (at least) ``steps`` and step ``s`` sees index ``s``
+    of it: mini-batches, a different one for each step.
     """
     if steps < 0:
         raise ValueError(f"inner steps must be >= 0, got {steps}")
+
+    def step_data(s: int) -> Any:
+        return pytree.tree_map(lambda t: t[s], data) if per_step_data else data
+
     if isinstance(rule, StatefulRule):
         state = rule.init_state(params)
         grad_and_loss = grad_and_value(inner_loss)
-        for _ in range(steps):
-            grads, loss = grad_and_loss(params, data)
+        for s in range(steps):
+            grads, loss = grad_and_loss(params, step_data(s))
             if first_order:
                 grads = {name: g.detach() for name, g in grads.items()}
             params, state = rule.step_with_state(params, grads, loss, state)
         return params
     grad_fn = grad(inner_loss)
-    for _ in range(steps):
-        grads = grad_fn(params, data)
+    for s in range(steps):
+        grads = grad_fn(params, step_data(s))
         if first_order:
             grads = {name: g.detach() for name, g in grads.items()}
         params = rule.step(params, grads)
@@ -104,14 +111,16 @@ def adapt_batch(
     first_order: bool = False,
     batching: Batching = "vmap",
     chunk_size: int | None = None,
+    per_step_data: bool = False,
 ) -> Params:
     """Adapt the shared ``params`` to every task in ``data`` (leading task dimension).
 
-    Returns adapted parameters with a leading task dimension.
+    Returns adapted parameters with a leading task dimension. ``per_step_data``: as in
+    ``adapt``, with the step dimension after the task dimension.
     """
 
     def one_task(task_data: Any) -> Params:
-        return adapt(params, inner_loss, task_data, rule, steps, first_order)
+        return adapt(params, inner_loss, task_data, rule, steps, first_order, per_step_data)
 
     return map_tasks(one_task, [data], [0], batching, chunk_size)
 

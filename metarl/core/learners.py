@@ -11,12 +11,14 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
+import torch
 from torch import Tensor, nn
+from torch.utils import _pytree as pytree
 
 from metarl.core.adapt import Batching, InnerLoss, adapt, adapt_batch, map_tasks, meta_losses
 from metarl.core.outer import reptile_pseudo_gradient
 from metarl.core.params import Params, detach_params, forward_with, named_params
-from metarl.core.rules import InnerRule, MetaSGDRule, SGDRule
+from metarl.core.rules import AdamRule, InnerRule, MetaSGDRule, SGDRule
 
 BatchingChoice = Literal["auto", "vmap", "loop"]
 
@@ -244,13 +246,16 @@ class MetaSGD(MetaLearner):
 class Reptile(MetaLearner):
     """Reptile (Nichol, Achiam and Schulman, 2018): move the initialisation towards adapted weights.
 
-    The inner loop is plain SGD on the support data with no gradient through it.
-    ``meta_losses`` returns a tensor whose *value* is each task's query loss after adaptation
-    and whose mean has, as its *gradient* with respect to the initialisation, Reptile's
-    pseudo-gradient ``theta - mean_i phi_i``, so ``loss.mean().backward()``
-    followed by ``torch.optim.SGD(lr=epsilon).step()`` is exactly Reptile's update
-    ``theta <- theta + epsilon * (mean_i phi_i - theta)``, and Adam works as in the paper's
-    Omniglot runs.
+    The inner loop is plain SGD (``inner_rule="sgd"``) or Adam with ``betas=(0, 0.999)``
+    (``"adam"``, the paper's Omniglot runs) on the support data, with no gradient through
+    it; ``inner_batch`` splits each task's support set into mini-batches of that size, one
+    per step (shuffled once per meta-batch and cycled), where the paper's runs take 5 steps
+    of 10 examples from 50. ``meta_losses`` returns a tensor whose *value* is each task's
+    query loss after adaptation and whose mean has, as its *gradient* with respect to the
+    initialisation, Reptile's pseudo-gradient ``theta - mean_i phi_i``, so
+    ``loss.mean().backward()`` followed by ``torch.optim.SGD(lr=epsilon).step()`` is exactly
+    Reptile's update ``theta <- theta + epsilon * (mean_i phi_i - theta)``.
+    Test-time adaptation uses the same rule on the whole support set.
     """
 
     def __init__(
@@ -260,20 +265,46 @@ class Reptile(MetaLearner):
         inner_steps: int = 5,
         batching: BatchingChoice = "auto",
         chunk_size: int | None = None,
+        inner_rule: Literal["sgd", "adam"] = "sgd",
+        inner_batch: int | None = None,
     ) -> None:
-        super().__init__(model, SGDRule(inner_lr), inner_steps, True, batching, chunk_size)
+        if inner_rule not in ("sgd", "adam"):
+            raise ValueError(f"inner_rule must be 'sgd' or 'adam', got {inner_rule!r}")
+        if inner_batch is not None and inner_batch < 1:
+            raise ValueError(f"inner_batch must be a positive size or None, got {inner_batch}")
+        rule = SGDRule(inner_lr) if inner_rule == "sgd" else AdamRule(inner_lr)
+        super().__init__(model, rule, inner_steps, True, batching, chunk_size)
+        self.inner_batch = inner_batch
 
     def meta_losses(
         self, inner_loss: InnerLoss, support: Any, outer_loss: InnerLoss, query: Any
     ) -> Tensor:
         params = self.params()
-        adapted = self.adapt_batch(inner_loss, support, params=detach_params(params))
+        per_step = self.inner_batch is not None
+        data = self._minibatches(support) if per_step else support
+        adapted = adapt_batch(detach_params(params), inner_loss, data, self.rule,
+                              self.inner_steps, True, self.batching, self.chunk_size,
+                              per_step_data=per_step)  # fmt: skip
         adapted = {name: p.detach() for name, p in adapted.items()}
         values = self.task_losses(outer_loss, adapted, query).detach()
         direction = reptile_pseudo_gradient(params, adapted)
         surrogate = sum((p * direction[name]).sum() for name, p in params.items())
         # Value: the query losses. Gradient of their mean: theta - mean_i phi_i.
         return values + (surrogate - surrogate.detach())
+
+    def _minibatches(self, support: Any) -> Any:
+        """``[tasks, n, ...]`` leaves -> ``[tasks, steps, inner_batch, ...]``: one random order
+        of the ``n`` examples (shared by the tasks), cut into consecutive mini-batches and
+        cycled when ``steps * inner_batch > n``."""
+        sizes = {t.shape[1] for t in pytree.tree_leaves(support) if isinstance(t, Tensor)}
+        if len(sizes) != 1:
+            raise ValueError(f"support tensors disagree on the number of examples: {sizes}")
+        n = sizes.pop()
+        assert self.inner_batch is not None
+        order = torch.randperm(n)
+        index = order[torch.arange(self.inner_steps * self.inner_batch) % n]
+        index = index.view(self.inner_steps, self.inner_batch)
+        return pytree.tree_map(lambda t: t[:, index], support)
 
 
 def as_task_batch(batch: Any) -> TaskBatch:

@@ -47,10 +47,21 @@ def build_model(spec: Mapping[str, Any]) -> nn.Module:
 
 
 def build_learner(
-    kind: str, model_spec: Mapping[str, Any], inner_lr: float, inner_steps: int
+    kind: str,
+    model_spec: Mapping[str, Any],
+    inner_lr: float,
+    inner_steps: int,
+    options: Mapping[str, Any] | None = None,
 ) -> MetaLearner:
-    """A fresh learner of ``kind`` (one of ``LEARNERS``) around a model built from its spec."""
+    """A fresh learner of ``kind`` (one of ``LEARNERS``) around a model built from its spec.
+
+    ``options``: further keyword arguments of the learner's class, where it has any
+    (Reptile: ``inner_rule``, ``inner_batch``).
+    """
     model = build_model(model_spec)
+    options = dict(options or {})
+    if options and kind != "reptile":
+        raise ValueError(f"learner {kind!r} takes no options, got {sorted(options)}")
     if kind == "maml":
         return MAML(model, inner_lr, inner_steps)
     if kind == "fomaml":
@@ -58,7 +69,7 @@ def build_learner(
     if kind == "metasgd":
         return MetaSGD(model, inner_lr, inner_steps)
     if kind == "reptile":
-        return Reptile(model, inner_lr, inner_steps)
+        return Reptile(model, inner_lr, inner_steps, **options)
     if kind == "caml":
         return CAML(model, inner_lr, inner_steps)
     if kind == "gradagree":
@@ -106,8 +117,12 @@ def save_learner(
     eval_steps: int,
     inner_lr: float,
     extra: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write everything ``load_learner`` needs (atomically), plus ``extra`` plain values."""
+    """Write everything ``load_learner`` needs (atomically), plus ``extra`` plain values.
+
+    ``options``: the ``build_learner`` options the learner was built with.
+    """
     save_checkpoint(
         {
             "kind": kind,
@@ -115,6 +130,7 @@ def save_learner(
             "inner_lr": float(inner_lr),
             "inner_steps": int(learner.inner_steps),
             "eval_steps": int(eval_steps),
+            "options": dict(options or {}),
             "state_dict": learner.state_dict(),
             "extra": dict(extra or {}),
         },
@@ -125,7 +141,10 @@ def save_learner(
 def load_learner(path: str | os.PathLike) -> FewShotClassifier:
     """Load a checkpoint written by ``save_learner`` (``weights_only=True``)."""
     state = load_checkpoint(path)
-    learner = build_learner(state["kind"], state["model"], state["inner_lr"], state["inner_steps"])
+    learner = build_learner(
+        state["kind"], state["model"], state["inner_lr"], state["inner_steps"],
+        state.get("options", {}),
+    )  # fmt: skip
     learner.load_state_dict(state["state_dict"])
     learner.eval()
     return FewShotClassifier(learner, state["eval_steps"])
