@@ -75,6 +75,7 @@ class Settings:
     train_queries: int | None = None  # per class in meta-training episodes (default: shots)
     train_shots: int | None = None  # support per class in meta-training (None: shots; Reptile 10)
     augment: str = "none"  # none | class | image | both: random affine maps in meta-training
+    elastic: float = 0.0  # > 0: smooth random warps of this size on top of the affine maps
     mix_classes: float = 0.0  # probability that a meta-training class is two superimposed ones
     mirror_classes: bool = False  # mirror images of meta-training characters as extra classes
     within_alphabet: bool = False  # meta-training episodes draw all classes from one alphabet
@@ -152,8 +153,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"meta-validation has {len(val.class_names) // 4} characters, fewer than "
               f"{s.ways} ways: validating with their rotations as extra classes")  # fmt: skip
     transforms = [ClassMix(s.mix_classes)] if s.mix_classes > 0 else []
+    if s.elastic > 0 and s.augment == "none":
+        raise ValueError("--elastic warps come with the affine maps: set --augment as well")
     if s.augment != "none":
-        transforms.append(RandomAffine(s.augment))
+        transforms.append(RandomAffine(s.augment, elastic=s.elastic))
     augment = compose(*transforms) if transforms else None
     groups = alphabet_groups(train) if s.within_alphabet else None
     episodes = {

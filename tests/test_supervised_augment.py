@@ -99,3 +99,30 @@ def test_bad_settings_are_rejected():
         RandomAffine("episode")
     with pytest.raises(ValueError, match="scale"):
         RandomAffine(scale=(0.0, 1.0))
+
+
+def test_elastic_warps_are_bounded_smooth_and_drawn_per_class():
+    dot = torch.zeros(1, 1, 1, 1, 28, 28)
+    dot[..., 14, 14] = 1.0
+    warp = RandomAffine("image", rotation=0, shift=0, scale=(1, 1), shear=0, elastic=0.12)
+    rng = np.random.default_rng(0)
+    moved = []
+    for _ in range(20):
+        out = warp(dot, rng)[0, 0, 0, 0]
+        assert out.sum() > 0.5  # the dot survives the resampling
+        rows, cols = torch.nonzero(out > 0, as_tuple=True)
+        moved.append(max((rows - 14).abs().max().item(), (cols - 14).abs().max().item()))
+    # 0.12 of the half-width of 14 pixels: at most 1.7 pixels, plus one for bilinear spread
+    assert max(moved) <= 3 and max(moved) >= 1
+    fields = warp.warps(3, torch.Size([28, 28]), rng)
+    assert fields.shape == (3, 28, 28, 2) and fields.abs().max() <= 0.12
+    assert (
+        fields[:, 1:] - fields[:, :-1]
+    ).abs().max() <= 2 * 0.12 / 9 * 1.01  # +-0.12 corners 9 px apart
+
+    same = _images(1, 28).expand(8, -1, -1, -1).reshape(2, 2, 2, 1, 28, 28)
+    per_class = RandomAffine("class", rotation=0, shift=0, scale=(1, 1), shear=0, elastic=0.12)
+    out = per_class(same, np.random.default_rng(1))
+    assert torch.equal(out[0, 0, 0], out[0, 0, 1]) and not torch.equal(out[0, 0, 0], out[0, 1, 0])
+    with pytest.raises(ValueError, match="elastic"):
+        RandomAffine("class", elastic=-0.1)
