@@ -21,6 +21,21 @@ def _hand_adapted(model, params, x, y, lr, steps):
     return {n: t.detach() for n, t in p.items()}
 
 
+def _sgd_meta_step(learner, batch, epsilon):
+    """One outer SGD step of size ``epsilon`` on the mean meta-loss; returns that loss."""
+    loss = learner.meta_losses(
+        learner.supervised_loss(F.mse_loss),
+        (batch.support_x, batch.support_y),
+        learner.supervised_loss(F.mse_loss),
+        (batch.query_x, batch.query_y),
+    ).mean()
+    opt = torch.optim.SGD(learner.parameters(), lr=epsilon)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def test_reptile_sgd_step_is_the_interpolation_formula(float64):
     model = tanh_mlp()
     lr, steps, epsilon, tasks = 0.05, 4, 0.3, 3
@@ -35,16 +50,7 @@ def test_reptile_sgd_step_is_the_interpolation_formula(float64):
     mean_phi = {n: sum(phi[n] for phi in phis) / tasks for n in theta}
     expected = {n: theta[n] + epsilon * (mean_phi[n] - theta[n]) for n in theta}
 
-    loss = learner.meta_losses(
-        learner.supervised_loss(F.mse_loss),
-        (batch.support_x, batch.support_y),
-        learner.supervised_loss(F.mse_loss),
-        (batch.query_x, batch.query_y),
-    ).mean()
-    opt = torch.optim.SGD(learner.parameters(), lr=epsilon)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
+    loss = _sgd_meta_step(learner, batch, epsilon)
     for n, p in named_params(model).items():
         assert not torch.allclose(p, theta[n])
         torch.testing.assert_close(p.detach(), expected[n], rtol=1e-10, atol=1e-12)
@@ -97,16 +103,7 @@ def test_reptile_adam_on_minibatches_matches_torch_adam(float64):
                 for k in theta}  # fmt: skip
 
     torch.manual_seed(11)
-    loss = learner.meta_losses(
-        learner.supervised_loss(F.mse_loss),
-        (batch.support_x, batch.support_y),
-        learner.supervised_loss(F.mse_loss),
-        (batch.query_x, batch.query_y),
-    ).mean()
-    opt = torch.optim.SGD(learner.parameters(), lr=epsilon)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
+    _sgd_meta_step(learner, batch, epsilon)
     for k, p in named_params(model).items():
         torch.testing.assert_close(p.detach(), expected[k], rtol=1e-9, atol=1e-12)
 
