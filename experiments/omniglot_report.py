@@ -32,6 +32,14 @@ PUBLISHED = {
     "reptile": (95.39, 98.90, 88.14, 96.65),
 }
 GRID_ALWAYS = ("maml", "fomaml", "metasgd", "reptile", "lstm")  # in the grid even before a run
+VARIANTS = ("adml", "caml", "gradagree", "taml", "taml-theil")  # compared with plain MAML
+# settings that must agree for a variant and a MAML run to count as equal compute
+PAIRED = ("ways", "shots", "iterations", "meta_batch", "inner_steps", "seed", "augment",
+          "mix_classes", "mirror_classes", "elastic", "downsample", "channels", "norm",
+          "within_alphabet")  # fmt: skip
+# values of settings added after some runs were made (their results.json lacks them)
+LATER_DEFAULTS = {"mix_classes": 0.0, "mirror_classes": False, "elastic": 0.0,
+                  "downsample": "stride", "within_alphabet": False}  # fmt: skip
 NAMES = {
     "maml": "MAML", "fomaml": "FOMAML", "metasgd": "Meta-SGD", "reptile": "Reptile",
     "lstm": "LSTM meta-learner", "adml": "ADML", "caml": "CAML",
@@ -128,12 +136,52 @@ def main(argv: list[str] | None = None) -> None:
             f"| {row['test_episodes']} | {row['best_iteration']} / {row['iterations']} "
             f"| {row['val_accuracy']} | {row['train_wall_min']} min | `{row['command']}` |"
         )
+    lines += _comparisons(runs)
     machines = sorted({r["machine"] for r in runs})
     lines += ["", "Machine: " + "; ".join(machines) + "."]
     if args.notes:
         lines += ["", Path(args.notes).read_text().rstrip()]
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out} and {out.with_suffix('.csv')} ({len(rows)} runs)")
+
+
+def _comparisons(runs: list[dict]) -> list[str]:
+    """The variants of MAML against the MAML run trained with the same episodes and budget."""
+
+    def key(r: dict) -> tuple:
+        return tuple(r["settings"].get(k, LATER_DEFAULTS.get(k)) for k in PAIRED)
+
+    maml = {key(r): r for r in runs if r["learner"] == "maml" and "trained_as" not in r}
+    pairs = [(r, maml.get(key(r))) for r in runs if r["learner"] in VARIANTS]
+    if not pairs:
+        return []
+    lines = [
+        "",
+        "## Against MAML at equal iterations",
+        "",
+        "Each variant beside the MAML run with the same episodes, augmentation, network, seed "
+        "and number of meta-iterations; adversarial accuracy under the same FGSM attack where "
+        "the variant was tested with one.",
+        "",
+        "| learner | run | accuracy % | adversarial % | train wall time | MAML run | MAML "
+        "accuracy % | MAML adversarial % | MAML train wall time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r, m in pairs:
+        ours = (f"| {NAMES[r['learner']]} | `{r['run']}` | {_interval(r)} "
+                f"| {_percent(r.get('adversarial_accuracy')) or '-'} "
+                f"| {r['train_wall_s'] / 60:.1f} min ")  # fmt: skip
+        if m is None:
+            lines.append(ours + "| no MAML run with these settings yet | - | - | - |")
+            continue
+        lines.append(ours + f"| `{m['run']}` | {_interval(m)} "
+                     f"| {_percent(m.get('adversarial_accuracy')) or '-'} "
+                     f"| {m['train_wall_s'] / 60:.1f} min |")  # fmt: skip
+    return lines
+
+
+def _interval(run: dict) -> str:
+    return f"{100 * run['test_accuracy']:.2f} ± {100 * run['ci95']:.2f}"
 
 
 def _trained_as(run: dict) -> str:

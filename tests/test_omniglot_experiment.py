@@ -129,3 +129,28 @@ def test_report_grid_shows_the_run_with_the_best_validation_not_test_accuracy(tm
     assert "| MAML | 70.00 ± 1.00 (published 98.7) |" in text
     assert "| Meta-SGD | - (published 99.53) |" in text  # a main learner without runs is shown
     assert "| CAML |" not in text  # the comparisons only once they have a run
+
+
+def test_report_pairs_each_variant_with_the_maml_run_of_the_same_budget(tmp_path):
+    runs = (
+        ("maml-6k", "maml", 6000, 0.80, 0.15),
+        ("maml-3k", "maml", 3000, 0.78, None),
+        ("adml-6k", "adml", 6000, 0.79, 0.40),
+        ("taml-9k", "taml", 9000, 0.81, None),
+    )
+    for run, learner, iterations, test, attacked in runs:
+        (tmp_path / run).mkdir()
+        result = {"learner": learner, "ways": 5, "shots": 1, "test_accuracy": test,
+                  "ci95": 0.01, "test_episodes": 600, "best_iteration": 10,
+                  "val_accuracy": 0.9, "train_wall_s": 60.0, "machine": "m", "command": run,
+                  "settings": {"iterations": iterations, "augment": "class"}}  # fmt: skip
+        if attacked is not None:
+            result["adversarial_accuracy"] = attacked
+        (tmp_path / run / "results.json").write_text(json.dumps(result))
+    table = tmp_path / "table.md"
+    load_experiment("omniglot_report").main(["--runs", str(tmp_path), "--out", str(table)])
+    text = table.read_text().split("## Against MAML at equal iterations")[1]
+    assert ("| ADML | `adml-6k` | 79.00 ± 1.00 | 40.00 | 1.0 min | `maml-6k` | 80.00 ± 1.00 "
+            "| 15.00 | 1.0 min |") in text  # fmt: skip
+    assert "| TAML (entropy) | `taml-9k` | 81.00 ± 1.00 | - | 1.0 min | no MAML run" in text
+    assert "maml-3k" not in text
