@@ -141,6 +141,14 @@ def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
     unset = {k: v for k, v in setting_defaults(s.learner, s.ways).items() if getattr(s, k) is None}
     s = replace(s, **unset)
+    if s.elastic > 0 and s.augment == "none":
+        raise ValueError("--elastic warps come with the affine maps: set --augment as well")
+    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    if s.outer_optimizer not in optimizers or s.outer_schedule not in ("constant", "linear"):
+        raise ValueError(
+            f"outer optimizer must be one of {list(optimizers)} and schedule "
+            f"constant or linear, got {s.outer_optimizer!r}, {s.outer_schedule!r}"
+        )
     torch.set_num_threads(s.threads)
     seed_everything(s.seed)
     out = Path(s.out or f"runs/omniglot/{s.learner}-{s.ways}way{s.shots}shot-seed{s.seed}")
@@ -153,8 +161,6 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"meta-validation has {len(val.class_names) // 4} characters, fewer than "
               f"{s.ways} ways: validating with their rotations as extra classes")  # fmt: skip
     transforms = [ClassMix(s.mix_classes)] if s.mix_classes > 0 else []
-    if s.elastic > 0 and s.augment == "none":
-        raise ValueError("--elastic warps come with the affine maps: set --augment as well")
     if s.augment != "none":
         transforms.append(RandomAffine(s.augment, elastic=s.elastic))
     augment = compose(*transforms) if transforms else None
@@ -180,12 +186,6 @@ def main(argv: list[str] | None = None) -> dict:
     if s.inner_rule is not None or s.inner_batch is not None:
         options = {"inner_rule": s.inner_rule or "sgd", "inner_batch": s.inner_batch or None}
     learner = build_learner(s.learner, model_spec, s.inner_lr, s.inner_steps, options)
-    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-    if s.outer_optimizer not in optimizers or s.outer_schedule not in ("constant", "linear"):
-        raise ValueError(
-            f"outer optimizer must be one of {list(optimizers)} and schedule "
-            f"constant or linear, got {s.outer_optimizer!r}, {s.outer_schedule!r}"
-        )
     optimizer = optimizers[s.outer_optimizer](learner.parameters(), lr=s.outer_lr)
 
     start, elapsed, best_val = 0, 0.0, -1.0

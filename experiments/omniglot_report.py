@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         for w, k in SETTINGS:
             r = by_cell.get((learner, w, k))
             pub = published(learner, w, k)
-            cell = "-" if r is None else f"{100 * r['test_accuracy']:.2f} ± {100 * r['ci95']:.2f}"
+            cell = "-" if r is None else _interval(r)
             cell += "" if r is None else _trained_as(r)
             cells.append(cell + ("" if pub is None else f" (published {pub})"))
         lines.append(f"| {NAMES[learner]} | " + " | ".join(cells) + " |")

@@ -152,12 +152,16 @@ class MetaLearner(nn.Module):
         steps: int | None = None,
         params: Params | None = None,
         first_order: bool | None = None,
+        per_step_data: bool = False,
     ) -> Params:
-        """Adapt to every task of ``data`` (leading task dimension); returns batched params."""
+        """Adapt to every task of ``data`` (leading task dimension); returns batched params.
+
+        ``per_step_data``: every tensor has a step dimension after the task dimension, one
+        mini-batch per inner step (see ``metarl.core.adapt.adapt``).
+        """
         start, steps, first_order = self._inner_settings(params, steps, first_order)
-        return adapt_batch(
-            start, inner_loss, data, self.rule, steps, first_order, self.batching, self.chunk_size
-        )
+        return adapt_batch(start, inner_loss, data, self.rule, steps, first_order, self.batching,
+                           self.chunk_size, per_step_data)  # fmt: skip
 
     def _inner_settings(
         self, params: Params | None, steps: int | None, first_order: bool | None
@@ -280,11 +284,12 @@ class Reptile(MetaLearner):
         self, inner_loss: InnerLoss, support: Any, outer_loss: InnerLoss, query: Any
     ) -> Tensor:
         params = self.params()
-        per_step = self.inner_batch is not None
-        data = self._minibatches(support) if per_step else support
-        adapted = adapt_batch(detach_params(params), inner_loss, data, self.rule,
-                              self.inner_steps, True, self.batching, self.chunk_size,
-                              per_step_data=per_step)  # fmt: skip
+        if self.inner_batch is None:
+            adapted = self.adapt_batch(inner_loss, support, params=detach_params(params))
+        else:
+            minibatches = self._minibatches(support, self.inner_batch)
+            adapted = self.adapt_batch(inner_loss, minibatches, params=detach_params(params),
+                                       per_step_data=True)  # fmt: skip
         adapted = {name: p.detach() for name, p in adapted.items()}
         values = self.task_losses(outer_loss, adapted, query).detach()
         direction = reptile_pseudo_gradient(params, adapted)
@@ -292,18 +297,17 @@ class Reptile(MetaLearner):
         # Value: the query losses. Gradient of their mean: theta - mean_i phi_i.
         return values + (surrogate - surrogate.detach())
 
-    def _minibatches(self, support: Any) -> Any:
-        """``[tasks, n, ...]`` leaves -> ``[tasks, steps, inner_batch, ...]``: one random order
+    def _minibatches(self, support: Any, batch_size: int) -> Any:
+        """``[tasks, n, ...]`` leaves -> ``[tasks, steps, batch_size, ...]``: one random order
         of the ``n`` examples (shared by the tasks), cut into consecutive mini-batches and
-        cycled when ``steps * inner_batch > n``."""
+        cycled when ``steps * batch_size > n``."""
         sizes = {t.shape[1] for t in pytree.tree_leaves(support) if isinstance(t, Tensor)}
         if len(sizes) != 1:
             raise ValueError(f"support tensors disagree on the number of examples: {sizes}")
         n = sizes.pop()
-        assert self.inner_batch is not None
         order = torch.randperm(n)
-        index = order[torch.arange(self.inner_steps * self.inner_batch) % n]
-        index = index.view(self.inner_steps, self.inner_batch)
+        index = order[torch.arange(self.inner_steps * batch_size) % n]
+        index = index.view(self.inner_steps, batch_size)
         return pytree.tree_map(lambda t: t[:, index], support)
 
 

@@ -55,10 +55,10 @@ class RandomAffine:
             raise ValueError(f"per must be 'class', 'image' or 'both', got {per!r}")
         if not 0 < scale[0] <= scale[1]:
             raise ValueError(f"scale must be a range of positive factors, got {scale}")
-        self.per, self.rotation, self.shift = per, rotation, shift
         if elastic < 0 or elastic_cells < 2:
             raise ValueError(f"need elastic >= 0 and elastic_cells >= 2, got {elastic}, "
                              f"{elastic_cells}")  # fmt: skip
+        self.per, self.rotation, self.shift = per, rotation, shift
         self.scale, self.shear = scale, shear
         self.elastic, self.elastic_cells = elastic, elastic_cells
 
