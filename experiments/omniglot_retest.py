@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(s.threads)
     seed_everything(seed)
     classifier = load_learner(Path(s.run) / "learner.pt")
+    if classifier.ways is not None and ways != classifier.ways:
+        raise SystemExit(
+            f"--ways {ways}: the learner of {s.run} has a {classifier.ways}-class output layer, "
+            "so it can only be scored on episodes of that many ways"
+        )
     val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
     val, val_rotated = with_rotations_if_short(val, ways)
     steps = classifier.eval_steps

@@ -68,6 +68,10 @@ def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, data):
         "--out", str(tmp_path / "straight-2shot")])  # fmt: skip
     assert retest["shots"] == 2 and retest["trained_as"]["shots"] == 1
     assert retest["train_wall_s"] == straight["train_wall_s"]
+    with pytest.raises(SystemExit, match="2-class output layer"):
+        load_experiment("omniglot_retest").main([
+            "--run", str(tmp_path / "straight"), "--ways", "3", "--data", str(data),
+            "--out", str(tmp_path / "straight-3way")])  # fmt: skip
 
     report = load_experiment("omniglot_report")
     table = tmp_path / "omniglot.md"

@@ -82,6 +82,8 @@ def test_saved_learner_predicts_what_the_trained_one_does(tmp_path):
     torch.testing.assert_close(logits, learner(qx, params=adapted).detach())
     with pytest.raises(ValueError, match="support"):
         load_learner(tmp_path / "l.pt").predict(sx, sy[:3], qx)
+    with pytest.raises(ValueError, match="5 classes"):  # a 7-way episode for a 5-way head
+        load_learner(tmp_path / "l.pt").predict(sx[:7], torch.arange(7), qx)
 
 
 def test_unknown_names_are_rejected():

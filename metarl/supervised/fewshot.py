@@ -87,9 +87,10 @@ def build_learner(
 class FewShotClassifier:
     """A meta-trained learner ready to classify episodes: adapt on the support set, predict."""
 
-    def __init__(self, learner: MetaLearner, eval_steps: int) -> None:
+    def __init__(self, learner: MetaLearner, eval_steps: int, ways: int | None = None) -> None:
         self.learner = learner
         self.eval_steps = eval_steps
+        self.ways = ways  # classes of the model's output layer; None: not recorded
         self._loss = learner.supervised_loss(F.cross_entropy)
 
     def predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
@@ -101,6 +102,11 @@ class FewShotClassifier:
         """
         if support_x.shape[0] != support_y.shape[0]:
             raise ValueError(f"{support_x.shape[0]} support examples, {support_y.shape[0]} labels")
+        if self.ways is not None and int(support_y.max()) >= self.ways:
+            raise ValueError(
+                f"support label {int(support_y.max())} is out of range: this learner's output "
+                f"layer has {self.ways} classes (it was meta-trained on {self.ways}-way episodes)"
+            )
         with torch.enable_grad():
             adapted = self.learner.adapt(
                 self._loss, (support_x, support_y.long()), steps=self.eval_steps, first_order=True
@@ -147,4 +153,10 @@ def load_learner(path: str | os.PathLike) -> FewShotClassifier:
     )  # fmt: skip
     learner.load_state_dict(state["state_dict"])
     learner.eval()
-    return FewShotClassifier(learner, state["eval_steps"])
+    return FewShotClassifier(learner, state["eval_steps"], output_classes(state["model"]))
+
+
+def output_classes(model_spec: Mapping[str, Any]) -> int | None:
+    """The number of classes a model built from ``model_spec`` outputs, where the spec says."""
+    size = model_spec.get("ways", model_spec.get("out_features"))
+    return None if size is None else int(size)
