@@ -158,3 +158,32 @@ def test_report_pairs_each_variant_with_the_maml_run_of_the_same_budget(tmp_path
             "| 15.00 | 1.0 min |") in text  # fmt: skip
     assert "| TAML (entropy) | `taml-9k` | 81.00 ± 1.00 | - | 1.0 min | no MAML run" in text
     assert "maml-3k" not in text
+
+
+def test_nearest_class_mean_reference_classifies_by_cosine_to_support_means():
+    baseline = load_experiment("omniglot_baseline")
+
+    class Pixels(torch.nn.Module):  # features: the flattened image
+        def embed(self, x):
+            return x.flatten(1)
+
+    prototypes = torch.eye(4).view(4, 1, 2, 2)  # class c lights pixel c ...
+    scales = 10 ** (4 * torch.rand(12, 1, 1, 1) - 2)  # ... at brightness 0.01 to 100
+    data, labels = prototypes.repeat(3, 1, 1, 1) * scales, torch.arange(4).repeat(3)
+    sampler = baseline.EpisodeSampler(data, labels, ways=4, shots=1, queries=2, seed=0)
+    # by direction every query is right; by Euclidean distance dim queries would go astray
+    assert baseline.episode_accuracies(Pixels(), sampler, 5).tolist() == [1.0] * 5
+
+
+def test_nearest_class_mean_reference_trains_and_tests_every_setting(tmp_path, data):
+    result = load_experiment("omniglot_baseline").main([
+        "--ways", "2", "3", "--shots", "1", "2", "--queries", "2", "--epochs", "3",
+        "--batch-size", "16", "--val-episodes", "4", "--test-episodes", "4", "--data", str(data),
+        "--out", str(tmp_path / "baseline")])  # fmt: skip
+    assert sorted(result["test"]) == ["2-way 1-shot", "2-way 2-shot", "3-way 1-shot",
+                                      "3-way 2-shot"]  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "baseline" / "metrics.csv").open()))
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])  # the classifier learns
+    saved = torch.load(tmp_path / "baseline" / "model.pt", weights_only=True)
+    assert saved["model"]["ways"] == 4 * 8  # 8 meta-training characters x 4 rotations
+    assert 1 <= result["best_epoch"] <= 3

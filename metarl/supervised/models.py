@@ -128,6 +128,10 @@ class Conv4(nn.Module):
         self.film_block = film_block
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.embed(x))
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The features the linear head classifies, ``[B, D]`` (D = 64, or 64 * 1 * 1 pooled)."""
         if self.film is None:
             h = self.features(x)
         else:
@@ -135,4 +139,4 @@ class Conv4(nn.Module):
             h = self.features[:split](x)
             gamma, beta = self.film(self.context).view(2, -1, 1, 1)
             h = self.features[split:](h * (1 + gamma) + beta)
-        return self.head(h.mean(dim=(2, 3)) if self.spatial_mean else h.flatten(1))
+        return h.mean(dim=(2, 3)) if self.spatial_mean else h.flatten(1)
