@@ -11,6 +11,8 @@ setting comes first (the five main learners always, others once they have a run)
 where no run has finished yet; where several runs share a cell
 (ablations, longer training) it shows the one with the best meta-validation accuracy, never
 the best test one.
+A ``results.json`` of ``experiments/omniglot_baseline.py`` (a classifier without
+meta-learning) goes to a reference table of its own after the grid.
 ``--notes`` appends a hand-written section.
 
 Published figures (accuracy %, 5-way 1-shot / 5-way 5-shot / 20-way 1-shot / 20-way 5-shot on
@@ -63,9 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--notes", default=None)
     args = parser.parse_args(argv)
     paths = [p for folder in args.runs for p in sorted(Path(folder).glob("*/results.json"))]
-    runs = [{**json.loads(p.read_text()), "run": p.parent.name} for p in paths]
+    loaded = [{**json.loads(p.read_text()), "run": p.parent.name} for p in paths]
+    runs = [r for r in loaded if "learner" in r]
+    references = [r for r in loaded if "learner" not in r]
     if not runs:
-        raise SystemExit(f"no results.json under {args.runs}")
+        raise SystemExit(f"no results.json of an omniglot.py run under {args.runs}")
     order = list(NAMES)
     runs.sort(key=lambda r: (r["ways"], r["shots"], order.index(r["learner"])))
 
@@ -120,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             cell += "" if r is None else _trained_as(r)
             cells.append(cell + ("" if pub is None else f" (published {pub})"))
         lines.append(f"| {NAMES[learner]} | " + " | ".join(cells) + " |")
+    lines += _references(references)
     lines += [
         "",
         "## Runs",
@@ -177,6 +182,34 @@ def _comparisons(runs: list[dict]) -> list[str]:
         lines.append(ours + f"| `{m['run']}` | {_interval(m)} "
                      f"| {_percent(m.get('adversarial_accuracy')) or '-'} "
                      f"| {m['train_wall_s'] / 60:.1f} min |")  # fmt: skip
+    return lines
+
+
+def _references(references: list[dict]) -> list[str]:
+    """The non-episodic reference runs (``omniglot_baseline.py``), one row each."""
+    if not references:
+        return []
+    lines = [
+        "",
+        "## Reference without meta-learning",
+        "",
+        "A Conv-4 trained as a plain classifier of all meta-training classes; a test episode is "
+        "classified by the cosine of each query's features to the support class means "
+        "(`experiments/omniglot_baseline.py`). Same Sanskrit episodes as the grid.",
+        "",
+        "| run | " + " | ".join(f"{w}-way {k}-shot" for w, k in SETTINGS)
+        + " | val % (kept epoch) | train wall time | command |",
+        "|---|" + "---|" * (len(SETTINGS) + 3),
+    ]  # fmt: skip
+    for r in references:
+        cells = []
+        for w, k in SETTINGS:
+            score = r["test"].get(f"{w}-way {k}-shot")
+            cells.append("-" if score is None else
+                         f"{100 * score['accuracy']:.2f} ± {100 * score['ci95']:.2f}")  # fmt: skip
+        lines.append(f"| `{r['run']}` | " + " | ".join(cells)
+                     + f" | {100 * r['val_accuracy']:.2f} ({r['best_epoch']}) "
+                     f"| {r['train_wall_s'] / 60:.1f} min | `{r['command']}` |")  # fmt: skip
     return lines
 
 

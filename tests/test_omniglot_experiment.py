@@ -135,6 +135,23 @@ def test_report_grid_shows_the_run_with_the_best_validation_not_test_accuracy(tm
     assert "| CAML |" not in text  # the comparisons only once they have a run
 
 
+def test_report_lists_a_non_episodic_reference_apart_from_the_learners(tmp_path):
+    (tmp_path / "maml").mkdir()
+    (tmp_path / "maml" / "results.json").write_text(json.dumps({
+        "learner": "maml", "ways": 5, "shots": 1, "test_accuracy": 0.8, "ci95": 0.01,
+        "test_episodes": 600, "best_iteration": 10, "val_accuracy": 0.9, "train_wall_s": 60.0,
+        "machine": "m", "command": "maml", "settings": {"iterations": 10}}))  # fmt: skip
+    (tmp_path / "baseline").mkdir()
+    (tmp_path / "baseline" / "results.json").write_text(json.dumps({
+        "method": "m", "test": {"5-way 1-shot": {"accuracy": 0.9, "ci95": 0.005}},
+        "val_accuracy": 0.95, "best_epoch": 7, "train_wall_s": 120.0, "command": "b"}))  # fmt: skip
+    table = tmp_path / "table.md"
+    load_experiment("omniglot_report").main(["--runs", str(tmp_path), "--out", str(table)])
+    text = table.read_text()
+    assert "| `baseline` | 90.00 ± 0.50 | - | - | - | 95.00 (7) | 2.0 min | `b` |" in text
+    assert "| MAML | 80.00 ± 1.00 (published 98.7) |" in text
+
+
 def test_report_pairs_each_variant_with_the_maml_run_of_the_same_budget(tmp_path):
     runs = (
         ("maml-6k", "maml", 6000, 0.80, 0.15),
