@@ -131,7 +131,7 @@ class Conv4(nn.Module):
         return self.head(self.embed(x))
 
     def embed(self, x: Tensor) -> Tensor:
-        """The features the linear head classifies, ``[B, D]`` (D = 64, or 64 * 1 * 1 pooled)."""
+        """The features the linear head classifies, ``[B, D]`` (D = 64 for 28x28 images)."""
         if self.film is None:
             h = self.features(x)
         else:
