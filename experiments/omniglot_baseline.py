@@ -74,8 +74,9 @@ def episode_accuracies(model: Conv4, sampler: EpisodeSampler, episodes: int) -> 
             sx, sy, qx, qy = (t[0] for t in sampler.sample(1))
             features = F.normalize(model.embed(torch.cat([sx, qx])), dim=1)
             support, query = features[: len(sx)], features[len(sx) :]
-            means = torch.zeros(sampler.ways, support.shape[1]).index_add_(0, sy, support)
-            logits = query @ F.normalize(means, dim=1).T
+            # per-class sums: once normalised, the same direction as the class means
+            sums = torch.zeros(sampler.ways, support.shape[1]).index_add_(0, sy, support)
+            logits = query @ F.normalize(sums, dim=1).T
             accuracies.append((logits.argmax(1) == qy).float().mean())
     return torch.stack(accuracies)
 

@@ -205,8 +205,7 @@ def _references(references: list[dict]) -> list[str]:
         cells = []
         for w, k in SETTINGS:
             score = r["test"].get(f"{w}-way {k}-shot")
-            cells.append("-" if score is None else
-                         f"{100 * score['accuracy']:.2f} ± {100 * score['ci95']:.2f}")  # fmt: skip
+            cells.append("-" if score is None else _plus_minus(score["accuracy"], score["ci95"]))
         lines.append(f"| `{r['run']}` | " + " | ".join(cells)
                      + f" | {100 * r['val_accuracy']:.2f} ({r['best_epoch']}) "
                      f"| {r['train_wall_s'] / 60:.1f} min | `{r['command']}` |")  # fmt: skip
@@ -214,7 +213,12 @@ def _references(references: list[dict]) -> list[str]:
 
 
 def _interval(run: dict) -> str:
-    return f"{100 * run['test_accuracy']:.2f} ± {100 * run['ci95']:.2f}"
+    return _plus_minus(run["test_accuracy"], run["ci95"])
+
+
+def _plus_minus(accuracy: float, ci95: float) -> str:
+    """``"89.20 ± 0.60"`` from fractions."""
+    return f"{100 * accuracy:.2f} ± {100 * ci95:.2f}"
 
 
 def _trained_as(run: dict) -> str:
