@@ -52,6 +52,7 @@ from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.augment import ClassMix, RandomAffine, compose
 from metarl.supervised.data.omniglot import (
     alphabet_groups,
+    split_seed,
     with_rotations,
     with_rotations_if_short,
 )
@@ -165,18 +166,21 @@ def main(argv: list[str] | None = None) -> dict:
         transforms.append(RandomAffine(s.augment, elastic=s.elastic))
     augment = compose(*transforms) if transforms else None
     groups = alphabet_groups(train) if s.within_alphabet else None
+    val_seed = split_seed(s.seed, "val")
     episodes = {
         "train": EpisodeSampler(
             *train[:2],
             s.ways,
             train_shots,
             train_queries,
-            seed=s.seed,
+            seed=split_seed(s.seed, "train"),
             transform=augment,
             class_groups=groups,
         ),  # fmt: skip
-        "val": EpisodeSampler(*val[:2], s.ways, s.shots, s.queries, seed=s.seed + 1),
-        "test": EpisodeSampler(*test[:2], s.ways, s.shots, s.queries, seed=s.seed + 2),
+        "val": EpisodeSampler(*val[:2], s.ways, s.shots, s.queries, seed=val_seed),
+        "test": EpisodeSampler(
+            *test[:2], s.ways, s.shots, s.queries, seed=split_seed(s.seed, "test")
+        ),
     }
     model_spec = {"name": "Conv4", "ways": s.ways, "channels": s.channels, "norm": s.norm,
                   "downsample": s.downsample}  # fmt: skip
@@ -212,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer.step()
         row = {"step": it + 1, "loss": loss.item(), "val_accuracy": ""}
         if (it + 1) % s.val_every == 0 or it + 1 == s.iterations:
-            episodes["val"].rng = np.random.default_rng(s.seed + 1)  # same episodes every time
+            episodes["val"].rng = np.random.default_rng(val_seed)  # same episodes every time
             val_acc = sampled_accuracies(learner, episodes["val"], s.val_episodes, s.eval_steps,
                                          query_batch=s.query_batch)[0].mean()  # fmt: skip
             row["val_accuracy"] = val_acc.item()

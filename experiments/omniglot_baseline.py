@@ -39,7 +39,11 @@ from tqdm import tqdm
 
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.augment import RandomAffine
-from metarl.supervised.data.omniglot import with_rotations, with_rotations_if_short
+from metarl.supervised.data.omniglot import (
+    split_seed,
+    with_rotations,
+    with_rotations_if_short,
+)
 from metarl.supervised.evaluate import mean_and_ci95
 from metarl.supervised.models import Conv4
 from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint, seed_everything
@@ -98,7 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
     images = torch.from_numpy(train.images).float().div(255).unsqueeze(1)  # [N, 1, 28, 28]
     labels = torch.from_numpy(train.labels).long()
     classes = len(train.class_names)
-    val_sampler = EpisodeSampler(*val[:2], s.ways[0], s.shots[0], s.queries, seed=s.seed + 1)
+    val_seed = split_seed(s.seed, "val")
+    val_sampler = EpisodeSampler(*val[:2], s.ways[0], s.shots[0], s.queries, seed=val_seed)
 
     spec = {"ways": classes, "downsample": s.downsample}
     model = Conv4(**spec)
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        val_sampler.rng = np.random.default_rng(s.seed + 1)  # the same episodes every epoch
+        val_sampler.rng = np.random.default_rng(val_seed)  # the same episodes every epoch
         val_accuracy = episode_accuracies(model, val_sampler, s.val_episodes).mean().item()
         log.log({"step": epoch, "loss": float(np.mean(losses)), "val_accuracy": val_accuracy,
                  "wall_s": time.perf_counter() - start})  # fmt: skip
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     model.load_state_dict(load_checkpoint(out / "model.pt")["state_dict"])
     tests = {}
     for ways, shots in itertools.product(s.ways, s.shots):
-        sampler = EpisodeSampler(*test[:2], ways, shots, s.queries, seed=s.seed + 2)
+        sampler = EpisodeSampler(*test[:2], ways, shots, s.queries, seed=split_seed(s.seed, "test"))
         mean, ci = mean_and_ci95(episode_accuracies(model, sampler, s.test_episodes))
         tests[f"{ways}-way {shots}-shot"] = {"accuracy": mean, "ci95": ci}
         print(f"Sanskrit {ways}-way {shots}-shot: {100 * mean:.2f} +- {100 * ci:.2f}%")

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from metarl.supervised import EpisodeSampler, load_learner, load_omniglot
-from metarl.supervised.data.omniglot import with_rotations_if_short
+from metarl.supervised.data.omniglot import split_seed, with_rotations_if_short
 from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
 from metarl.utils import seed_everything
 from metarl.utils.cli import parse_settings
@@ -69,9 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
     val, val_rotated = with_rotations_if_short(val, ways)
     steps = classifier.eval_steps
     scores = {}
-    for name, data, offset, episodes in (("val", val, 1, s.val_episodes),
-                                         ("test", test, 2, s.test_episodes)):  # fmt: skip
-        sampler = EpisodeSampler(*data[:2], ways, shots, s.queries, seed=seed + offset)
+    for name, data, episodes in (("val", val, s.val_episodes), ("test", test, s.test_episodes)):
+        sampler = EpisodeSampler(*data[:2], ways, shots, s.queries, seed=split_seed(seed, name))
         scores[name] = sampled_accuracies(classifier.learner, sampler, episodes, steps,
                                           query_batch=s.query_batch)[0]  # fmt: skip
     mean, ci = mean_and_ci95(scores["test"])

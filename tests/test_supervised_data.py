@@ -14,6 +14,7 @@ from metarl.supervised.data.omniglot import (
     SPLITS,
     load_image,
     load_omniglot,
+    split_seed,
     with_rotations,
 )
 from metarl.supervised.episodes import EpisodeSampler
@@ -133,6 +134,18 @@ def test_episode_sampler_rejects_impossible_requests():
     not (omniglot.default_root() / omniglot.ZIP_FILES[0]).is_file(),
     reason="the Omniglot zips are not next to this checkout (set METARL_OMNIGLOT)",
 )
+def test_each_split_draws_its_own_episodes_from_one_run_seed():
+    seeds = {split: split_seed(7, split) for split in SPLITS}
+    assert seeds == {"train": 7, "val": 8, "test": 9}  # what the committed runs were scored on
+    images = np.arange(40, dtype=np.uint8).repeat(4).reshape(40, 2, 2)
+    labels = np.arange(40) // 4
+    val = EpisodeSampler(images, labels, 5, 1, 1, seed=seeds["val"]).sample(2)
+    test = EpisodeSampler(images, labels, 5, 1, 1, seed=seeds["test"]).sample(2)
+    assert not torch.equal(val.support_x, test.support_x)
+    with pytest.raises(ValueError, match="unknown split 'dev'"):
+        split_seed(7, "dev")
+
+
 def test_real_omniglot_split_matches_the_design():
     loaded = {split: load_omniglot(split) for split in SPLITS}
     counts = {split: len(data.class_names) for split, data in loaded.items()}
