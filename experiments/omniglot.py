@@ -18,7 +18,9 @@ superposition of two characters with probability p (new classes beyond the six a
 ``--mirror-classes`` adds each meta-training character's mirror image (and its rotations) as
 classes of their own;
 ``--within-alphabet`` draws each meta-training episode's classes from one alphabet (and
-rotation), as every test episode is. The initialisation kept
+rotation), as every test episode is. ``--init-from <model.pt>`` starts the network's conv
+blocks from a classifier of all meta-training classes (``experiments/omniglot_baseline.py``):
+pretraining, then meta-training. The initialisation kept
 is the one with the best meta-validation accuracy; the test accuracy is over
 ``--test-episodes`` Sanskrit episodes with a 95% interval. Tagalog has 17 characters, so
 20-way runs validate on Tagalog with its rotations as extra classes.
@@ -58,6 +60,7 @@ from metarl.supervised.data.omniglot import (
 )
 from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
 from metarl.supervised.fewshot import build_learner, save_learner
+from metarl.supervised.models import Conv4
 from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint, seed_everything
 from metarl.utils.cli import parse_settings
 
@@ -103,6 +106,7 @@ class Settings:
     seed: int = 0
     data: str | None = None  # folder with the Omniglot zips (default: ../shared/data/omniglot)
     out: str | None = None  # default: runs/omniglot/<learner>-<ways>way<shots>shot-seed<seed>
+    init_from: str | None = None  # model.pt of omniglot_baseline.py: its conv blocks start the run
     checkpoint_every: int = 500
     resume: bool = False
     threads: int = 2
@@ -136,6 +140,20 @@ def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
     if learner == "lstm":
         values.update(meta_batch=8)
     return values
+
+
+def init_blocks_from_reference(model: Conv4, path: str | os.PathLike) -> None:
+    """Start ``model``'s four conv blocks from those of a classifier saved by
+    ``experiments/omniglot_baseline.py`` (its ``model.pt``); the head stays as built, since
+    the reference's head classifies all meta-training classes at once."""
+    saved = load_checkpoint(path)
+    reference = Conv4(**saved["model"])
+    if repr(reference.features) != repr(model.features):
+        raise SystemExit(f"--init-from {path}: its conv blocks differ from this run's network "
+                         f"(--channels, --norm, --downsample)\n{reference.features}\nagainst\n"
+                         f"{model.features}")  # fmt: skip
+    reference.load_state_dict(saved["state_dict"])
+    model.features.load_state_dict(reference.features.state_dict())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -190,6 +208,8 @@ def main(argv: list[str] | None = None) -> dict:
     if s.inner_rule is not None or s.inner_batch is not None:
         options = {"inner_rule": s.inner_rule or "sgd", "inner_batch": s.inner_batch or None}
     learner = build_learner(s.learner, model_spec, s.inner_lr, s.inner_steps, options)
+    if s.init_from is not None:  # a resumed run's checkpoint overwrites these below
+        init_blocks_from_reference(learner.model, s.init_from)
     optimizer = optimizers[s.outer_optimizer](learner.parameters(), lr=s.outer_lr)
 
     start, elapsed, best_val = 0, 0.0, -1.0

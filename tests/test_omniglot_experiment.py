@@ -204,3 +204,23 @@ def test_nearest_class_mean_reference_trains_and_tests_every_setting(tmp_path, d
     saved = torch.load(tmp_path / "baseline" / "model.pt", weights_only=True)
     assert saved["model"]["ways"] == 4 * 8  # 8 meta-training characters x 4 rotations
     assert 1 <= result["best_epoch"] <= 3
+
+
+def test_init_from_copies_a_reference_classifiers_conv_blocks_and_not_its_head(tmp_path, data):
+    exp = load_experiment("omniglot")
+    reference = exp.Conv4(ways=12, channels=4, downsample="stride")
+    path = tmp_path / "model.pt"
+    spec = {"ways": 12, "channels": 4, "downsample": "stride"}
+    torch.save({"model": spec, "state_dict": reference.state_dict()}, path)
+
+    model = exp.Conv4(ways=2, channels=4, downsample="stride")
+    head = model.head.weight.clone()
+    exp.init_blocks_from_reference(model, path)
+    for name, tensor in reference.features.state_dict().items():
+        assert torch.equal(model.features.state_dict()[name], tensor), name
+    assert torch.equal(model.head.weight, head)
+
+    with pytest.raises(SystemExit, match="conv blocks differ"):  # pooled against strided
+        _run(exp, data, tmp_path / "run", 2, "--init-from", str(path), "--downsample", "maxpool")
+    result = _run(exp, data, tmp_path / "run", 2, "--init-from", str(path))
+    assert result["settings"]["init_from"] == str(path)
