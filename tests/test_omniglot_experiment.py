@@ -44,8 +44,10 @@ def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, data):
     resumed = _run(exp, data, tmp_path / "resumed", 4, "--resume")
 
     def losses(run):
-        rows = csv.DictReader((tmp_path / run / "metrics.csv").open())
-        return [float(r["loss"]) for r in rows]
+        rows = list(csv.DictReader((tmp_path / run / "metrics.csv").open()))
+        assert rows[0]["step"] == "0" and not rows[0]["loss"]  # the starting point, validated
+        assert 0 <= float(rows[0]["val_accuracy"]) <= 1
+        return [float(r["loss"]) for r in rows[1:]]
 
     assert len(losses("straight")) == 4
     assert losses("resumed") == losses("straight")  # bit for bit across the interruption
@@ -53,7 +55,7 @@ def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, data):
     assert "--resume" not in resumed["command"]
     assert 0 <= straight["adversarial_accuracy"] <= 1 and straight["attack_epsilon"] == 0.1
     saved = json.loads((tmp_path / "straight" / "results.json").read_text())
-    assert saved["best_iteration"] in (2, 4) and saved["test_episodes"] == 4
+    assert saved["best_iteration"] in (0, 2, 4) and saved["test_episodes"] == 4
     unset = {k: saved["settings"][k] for k in ("inner_lr", "inner_steps", "eval_steps")}
     assert unset == {"inner_lr": 0.4, "inner_steps": 1, "eval_steps": 3}  # MAML 5-way defaults
 
@@ -222,5 +224,7 @@ def test_init_from_copies_a_reference_classifiers_conv_blocks_and_zeroes_the_hea
 
     with pytest.raises(SystemExit, match="conv blocks differ"):  # pooled against strided
         _run(exp, data, tmp_path / "run", 2, "--init-from", str(path), "--downsample", "maxpool")
-    result = _run(exp, data, tmp_path / "run", 2, "--init-from", str(path))
-    assert result["settings"]["init_from"] == str(path)
+    result = _run(exp, data, tmp_path / "run", 0, "--init-from", str(path))  # no meta-training
+    assert result["settings"]["init_from"] == str(path) and result["best_iteration"] == 0
+    kept = load_learner(tmp_path / "run" / "learner.pt").learner.model
+    assert torch.equal(kept.features[0].weight, reference.features[0].weight)
