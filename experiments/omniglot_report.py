@@ -10,7 +10,8 @@ it was trained in (``experiments/omniglot_retest.py``) says which. A grid of lea
 setting comes first (the five main learners always, others once they have a run), with "-"
 where no run has finished yet; where several runs share a cell
 (ablations, longer training) it shows the one with the best meta-validation accuracy, never
-the best test one.
+the best test one. A run started from a reference classifier's blocks (``--init-from``) says
+so; one that kept its starting point (no meta-training) is listed but left out of the grid.
 A ``results.json`` of ``experiments/omniglot_baseline.py`` (a classifier without
 meta-learning) goes to a reference table of its own after the grid.
 ``--notes`` appends a hand-written section.
@@ -38,10 +39,10 @@ VARIANTS = ("adml", "caml", "gradagree", "taml", "taml-theil")  # compared with 
 # settings that must agree for a variant and a MAML run to count as equal compute
 PAIRED = ("ways", "shots", "iterations", "meta_batch", "inner_steps", "seed", "augment",
           "mix_classes", "mirror_classes", "elastic", "downsample", "channels", "norm",
-          "within_alphabet")  # fmt: skip
+          "within_alphabet", "init_from")  # fmt: skip
 # values of settings added after some runs were made (their results.json lacks them)
 LATER_DEFAULTS = {"mix_classes": 0.0, "mirror_classes": False, "elastic": 0.0,
-                  "downsample": "stride", "within_alphabet": False}  # fmt: skip
+                  "downsample": "stride", "within_alphabet": False, "init_from": None}  # fmt: skip
 NAMES = {
     "maml": "MAML", "fomaml": "FOMAML", "metasgd": "Meta-SGD", "reptile": "Reptile",
     "lstm": "LSTM meta-learner", "adml": "ADML", "caml": "CAML",
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({
             "learner": NAMES.get(r["learner"], r["learner"]),
             "run": r["run"],
-            "setting": f"{r['ways']}-way {r['shots']}-shot" + _trained_as(r),
+            "setting": f"{r['ways']}-way {r['shots']}-shot" + _trained_as(r) + _origin(r),
             "accuracy": round(100 * r["test_accuracy"], 2),
             "ci95": round(100 * r["ci95"], 2),
             "adversarial_accuracy": _percent(r.get("adversarial_accuracy")),
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     by_cell = {}  # per cell, the run with the best validation accuracy
     for r in sorted(runs, key=lambda r: r["val_accuracy"]):
-        by_cell[r["learner"], r["ways"], r["shots"]] = r
+        if r["best_iteration"] > 0:  # a starting point kept is not a meta-learned result
+            by_cell[r["learner"], r["ways"], r["shots"]] = r
     shown = [k for k in NAMES if k in GRID_ALWAYS or any(r["learner"] == k for r in runs)]
     for learner in shown:
         cells = []
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             r = by_cell.get((learner, w, k))
             pub = published(learner, w, k)
             cell = "-" if r is None else _interval(r)
-            cell += "" if r is None else _trained_as(r)
+            cell += "" if r is None else _trained_as(r) + _origin(r)
             cells.append(cell + ("" if pub is None else f" (published {pub})"))
         lines.append(f"| {NAMES[learner]} | " + " | ".join(cells) + " |")
     lines += _references(references)
@@ -225,6 +227,15 @@ def _trained_as(run: dict) -> str:
     """`` (trained 5-way 1-shot)`` for a run tested in another setting than it was trained in."""
     trained = run.get("trained_as")
     return "" if trained is None else f" (trained {trained['ways']}-way {trained['shots']}-shot)"
+
+
+def _origin(run: dict) -> str:
+    """`` (from pretrained blocks)`` for a run started from a reference classifier's blocks."""
+    if not run["settings"].get("init_from"):
+        return ""
+    if run["best_iteration"] == 0:
+        return " (pretrained blocks, no meta-training)"
+    return " (from pretrained blocks)"
 
 
 def _percent(value: float | None) -> str:

@@ -137,6 +137,25 @@ def test_report_grid_shows_the_run_with_the_best_validation_not_test_accuracy(tm
     assert "| CAML |" not in text  # the comparisons only once they have a run
 
 
+def test_report_marks_pretrained_runs_and_keeps_unmeta_trained_ones_out_of_the_grid(tmp_path):
+    runs = (("scratch", 0.92, 0.85, 10, None), ("pretrained", 0.95, 0.90, 10, "model.pt"),
+            ("start-only", 0.97, 0.92, 0, "model.pt"))  # fmt: skip
+    for run, val, test, kept, init_from in runs:
+        (tmp_path / run).mkdir()
+        result = {"learner": "maml", "ways": 5, "shots": 1, "test_accuracy": test, "ci95": 0.01,
+                  "test_episodes": 600, "best_iteration": kept, "val_accuracy": val,
+                  "train_wall_s": 60.0, "machine": "m", "command": run,
+                  "settings": {"iterations": 10, "init_from": init_from}}  # fmt: skip
+        (tmp_path / run / "results.json").write_text(json.dumps(result))
+    table = tmp_path / "table.md"
+    load_experiment("omniglot_report").main(["--runs", str(tmp_path), "--out", str(table)])
+    text = table.read_text()
+    # the best validation accuracy among meta-trained runs, not the starting point's
+    assert "| MAML | 90.00 ± 1.00 (from pretrained blocks) (published 98.7) |" in text
+    assert "`start-only` | 5-way 1-shot (pretrained blocks, no meta-training) | 92.00" in text
+    assert "`scratch` | 5-way 1-shot | 85.00" in text
+
+
 def test_report_lists_a_non_episodic_reference_apart_from_the_learners(tmp_path):
     (tmp_path / "maml").mkdir()
     (tmp_path / "maml" / "results.json").write_text(json.dumps({
