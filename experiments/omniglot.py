@@ -20,9 +20,9 @@ classes of their own;
 ``--within-alphabet`` draws each meta-training episode's classes from one alphabet (and
 rotation), as every test episode is. ``--init-from <model.pt>`` starts the network's conv
 blocks from a classifier of all meta-training classes (``experiments/omniglot_baseline.py``)
-and its head at zero: pretraining, then meta-training. The initialisation kept
-is the one with the best meta-validation accuracy, checked at the start and every
-``--val-every`` iterations (``--iterations 0`` scores the starting point); the test accuracy is over
+and its head at zero: pretraining, then meta-training. The initialisation kept is the one
+with the best meta-validation accuracy, checked at the start and every ``--val-every``
+iterations (``--iterations 0`` scores the starting point); the test accuracy is over
 ``--test-episodes`` Sanskrit episodes with a 95% interval. Tagalog has 17 characters, so
 20-way runs validate on Tagalog with its rotations as extra classes.
 
@@ -233,21 +233,23 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"resumed from {ckpt_path} at iteration {start}")
     logger = CSVLogger(out / "metrics.csv", resume_from=start or None)  # None: a fresh file
 
-    def validate(iteration: int, best: float) -> float:
-        """Accuracy on the fixed validation episodes; saves ``learner.pt`` if it beats ``best``."""
+    def validate(iteration: int) -> float:
+        """Accuracy on the fixed validation episodes; a new best is saved as ``learner.pt``."""
+        nonlocal best_val
         episodes["val"].rng = np.random.default_rng(val_seed)  # the same episodes every time
         accuracy = sampled_accuracies(learner, episodes["val"], s.val_episodes, s.eval_steps,
                                       query_batch=s.query_batch)[0].mean().item()  # fmt: skip
-        if accuracy > best:
+        if accuracy > best_val:
+            best_val = accuracy
             save_learner(best_path, learner, s.learner, model_spec, s.eval_steps, s.inner_lr,
                          {"iteration": iteration, "val_accuracy": accuracy}, options)  # fmt: skip
         return accuracy
 
     t0 = time.perf_counter()
     if start == 0:  # the starting point competes too (with --init-from it may be hard to beat)
-        best_val = validate(0, best_val)  # saved: any accuracy beats -1
-        print(f"iteration 0: val {best_val:.3f}", flush=True)
-        logger.log({"step": 0, "loss": "", "val_accuracy": best_val, "wall_s": 0.0})
+        val_acc = validate(0)
+        print(f"iteration 0: val {val_acc:.3f}", flush=True)
+        logger.log({"step": 0, "loss": "", "val_accuracy": val_acc, "wall_s": 0.0})
     bar = tqdm(range(start, s.iterations), initial=start, total=s.iterations, file=sys.stdout,
                desc=f"{s.learner} {s.ways}-way {s.shots}-shot", disable=None)  # fmt: skip
     for it in bar:
@@ -259,8 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer.step()
         row = {"step": it + 1, "loss": loss.item(), "val_accuracy": ""}
         if (it + 1) % s.val_every == 0 or it + 1 == s.iterations:
-            val_acc = validate(it + 1, best_val)
-            row["val_accuracy"], best_val = val_acc, max(best_val, val_acc)
+            row["val_accuracy"] = val_acc = validate(it + 1)
             bar.set_postfix_str(f"loss {loss.item():.3f}, val acc {val_acc:.3f}")
             if bar.disable:
                 print(f"iteration {it + 1}: loss {loss.item():.3f}, val {val_acc:.3f}", flush=True)
