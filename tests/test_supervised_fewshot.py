@@ -106,7 +106,7 @@ def test_omniglot_script_runs_end_to_end_and_resumes(tmp_path):
     result = exp.main([*common, "--iterations", "4", "--resume"])
     assert 0.0 <= result["test_accuracy"] <= 1.0 and result["best_iteration"] in (2, 4)
     steps = [line.split(",")[0] for line in (tmp_path / "metrics.csv").read_text().split()]
-    assert steps == ["step", "1", "2", "3", "4"]
+    assert steps == ["step", "0", "1", "2", "3", "4"]  # step 0 validates the start
     clf = load_learner(tmp_path / "learner.pt")
     assert json.loads((tmp_path / "results.json").read_text())["ways"] == 5
     # one episode straight from the zip through the public single-image loader
