@@ -195,7 +195,8 @@ def _references(references: list[dict]) -> list[str]:
         "",
         "## Reference without meta-learning",
         "",
-        "A Conv-4 trained as a plain classifier of all meta-training classes; a test episode is "
+        "A Conv-4 trained as a plain classifier of all meta-training classes (or of the "
+        "rotations of the number of characters a row states, of 183); a test episode is "
         "classified by the cosine of each query's features to the support class means "
         "(`experiments/omniglot_baseline.py`). Same Sanskrit episodes as the grid.",
         "",
@@ -208,7 +209,9 @@ def _references(references: list[dict]) -> list[str]:
         for w, k in SETTINGS:
             score = r["test"].get(f"{w}-way {k}-shot")
             cells.append("-" if score is None else _plus_minus(score["accuracy"], score["ci95"]))
-        lines.append(f"| `{r['run']}` | " + " | ".join(cells)
+        characters = r.get("settings", {}).get("characters")
+        subset = "" if characters is None else f" ({characters} characters)"
+        lines.append(f"| `{r['run']}`{subset} | " + " | ".join(cells)
                      + f" | {100 * r['val_accuracy']:.2f} ({r['best_epoch']}) "
                      f"| {r['train_wall_s'] / 60:.1f} min | `{r['command']}` |")  # fmt: skip
     return lines

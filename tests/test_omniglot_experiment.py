@@ -166,10 +166,16 @@ def test_report_lists_a_non_episodic_reference_apart_from_the_learners(tmp_path)
     (tmp_path / "baseline" / "results.json").write_text(json.dumps({
         "method": "m", "test": {"5-way 1-shot": {"accuracy": 0.9, "ci95": 0.005}},
         "val_accuracy": 0.95, "best_epoch": 7, "train_wall_s": 120.0, "command": "b"}))  # fmt: skip
+    (tmp_path / "fewer").mkdir()
+    (tmp_path / "fewer" / "results.json").write_text(json.dumps({
+        "method": "m", "test": {"5-way 1-shot": {"accuracy": 0.8, "ci95": 0.005}},
+        "val_accuracy": 0.9, "best_epoch": 7, "train_wall_s": 120.0, "command": "c",
+        "settings": {"characters": 46}}))  # fmt: skip
     table = tmp_path / "table.md"
     load_experiment("omniglot_report").main(["--runs", str(tmp_path), "--out", str(table)])
     text = table.read_text()
     assert "| `baseline` | 90.00 ± 0.50 | - | - | - | 95.00 (7) | 2.0 min | `b` |" in text
+    assert "| `fewer` (46 characters) | 80.00 ± 0.50 |" in text
     assert "| MAML | 80.00 ± 1.00 (published 98.7) |" in text
 
 
@@ -225,6 +231,13 @@ def test_nearest_class_mean_reference_trains_and_tests_every_setting(tmp_path, d
     saved = torch.load(tmp_path / "baseline" / "model.pt", weights_only=True)
     assert saved["model"]["ways"] == 4 * 8  # 8 meta-training characters x 4 rotations
     assert 1 <= result["best_epoch"] <= 3
+    fewer = load_experiment("omniglot_baseline").main([
+        "--ways", "2", "--shots", "1", "--queries", "2", "--epochs", "1", "--characters", "3",
+        "--batch-size", "16", "--val-episodes", "2", "--test-episodes", "2", "--data", str(data),
+        "--out", str(tmp_path / "fewer")])  # fmt: skip
+    assert fewer["settings"]["characters"] == 3
+    saved = torch.load(tmp_path / "fewer" / "model.pt", weights_only=True)
+    assert saved["model"]["ways"] == 4 * 3  # 3 of the 8 characters x 4 rotations
 
 
 def test_init_from_copies_a_reference_classifiers_conv_blocks_and_zeroes_the_head(tmp_path, data):

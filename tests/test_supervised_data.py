@@ -15,6 +15,7 @@ from metarl.supervised.data.omniglot import (
     load_image,
     load_omniglot,
     split_seed,
+    subset_classes,
     with_rotations,
 )
 from metarl.supervised.episodes import EpisodeSampler
@@ -191,3 +192,19 @@ def test_alphabet_groups_separate_alphabets_and_rotations():
             assert (groups[i] == groups[j]) == same
     plain = omniglot.alphabet_groups(omniglot.LabelledImages(data.images[:3], np.arange(3), names))
     assert plain.tolist() == [0, 0, 1]
+
+
+def test_subset_classes_keeps_whole_classes_relabelled_and_reproducible():
+    images = np.arange(6 * 2).reshape(12, 1, 1).astype(np.uint8)  # image i belongs to class i // 2
+    data = omniglot.LabelledImages(images, np.arange(12) // 2, [f"A/c{i}" for i in range(6)])
+    part = subset_classes(data, 3, seed=0)
+    assert part.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    originals = [int(name[3:]) for name in part.class_names]
+    assert originals == sorted(originals) and len(set(originals)) == 3
+    for image, label in zip(part.images[:, 0, 0], part.labels):  # every image kept its class
+        assert image // 2 == originals[label]
+    assert subset_classes(data, 3, seed=0).class_names == part.class_names
+    draws = {tuple(subset_classes(data, 3, seed=k).class_names) for k in range(10)}
+    assert len(draws) > 1  # the seed picks the classes
+    with pytest.raises(ValueError, match="count must lie in"):
+        subset_classes(data, 7, seed=0)

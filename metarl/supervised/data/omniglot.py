@@ -131,6 +131,20 @@ def with_rotations(
     return LabelledImages(np.concatenate(images), np.concatenate(labels), names)
 
 
+def subset_classes(data: LabelledImages, count: int, seed: int) -> LabelledImages:
+    """``count`` of ``data``'s classes, drawn without replacement from ``seed``, relabelled
+    ``0..count-1`` in their original order (for measuring how accuracy grows with the number
+    of meta-training characters)."""
+    if not 1 <= count <= len(data.class_names):
+        raise ValueError(f"count must lie in [1, {len(data.class_names)}], got {count}")
+    kept = np.sort(np.random.default_rng(seed).choice(len(data.class_names), count, replace=False))
+    relabel = np.full(len(data.class_names), -1)
+    relabel[kept] = np.arange(count)
+    mask = relabel[data.labels] >= 0
+    names = [data.class_names[i] for i in kept]
+    return LabelledImages(data.images[mask], relabel[data.labels[mask]], names)
+
+
 def with_rotations_if_short(data: LabelledImages, ways: int) -> tuple[LabelledImages, bool]:
     """``data`` with its rotations as extra classes if it has fewer classes than ``ways``
     (Tagalog, the meta-validation alphabet, has 17 characters: 20-way episodes need more),
