@@ -120,7 +120,8 @@ def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
     The MAML paper's (5-way: inner step 0.4, 1 step, 3 at test, 32 tasks; 20-way: 0.1, 5
     steps, 5 at test, 16 tasks); Reptile's paper's (5 tasks of 10 meta-training shots, 5
     inner Adam steps of 0.001 on mini-batches of 10, 50 full-batch steps at test, an outer
-    SGD step annealed linearly from 1 to 0); CAML's
+    SGD step annealed linearly from 1 to 0; at 20-way 10 inner steps of 0.0005 on mini-batches
+    of 20); CAML's
     context step of 100 on FiLM at the third block (the paper's step of 1.0 left the context
     nearly still on this Conv-4: in short checks the training loss stayed at chance, ln 5, for
     100 iterations with 1.0 at the first or third block, and fell to 0.63 in 300 with 100 at
@@ -137,6 +138,8 @@ def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
         values.update(inner_lr=0.001, inner_steps=5, eval_steps=50, meta_batch=5, train_shots=10,
                       inner_rule="adam", inner_batch=10, outer_optimizer="sgd", outer_lr=1.0,
                       outer_schedule="linear")  # fmt: skip
+        if ways >= 20:
+            values.update(inner_lr=0.0005, inner_steps=10, inner_batch=20)
     if learner == "caml":
         values.update(inner_lr=100.0)
     if learner == "lstm":

@@ -115,6 +115,9 @@ def test_reptile_defaults_follow_its_paper_and_the_learner_reloads_its_adam_rule
     classifier = load_learner(tmp_path / "learner.pt")
     assert isinstance(classifier.learner.rule, AdamRule)
     assert classifier.learner.inner_batch == 2
+    twenty = exp.setting_defaults("reptile", 20)  # the paper's 20-way Omniglot settings
+    assert (twenty["inner_lr"], twenty["inner_steps"], twenty["inner_batch"]) == (0.0005, 10, 20)
+    assert exp.setting_defaults("maml", 20)["inner_steps"] == 5
     with pytest.raises(ValueError, match="no options"):
         exp.main(["--learner", "maml", "--ways", "2", "--queries", "2", "--inner-rule", "adam",
                   "--data", str(data),
