@@ -195,8 +195,8 @@ def _references(references: list[dict]) -> list[str]:
         "",
         "## Reference without meta-learning",
         "",
-        "A Conv-4 trained as a plain classifier of all meta-training classes (or of the "
-        "rotations of the number of characters a row states, of 183); a test episode is "
+        "A Conv-4 trained as a plain classifier of the meta-training classes (all 183 "
+        "characters x 4 rotations, unless a row names fewer characters); a test episode is "
         "classified by the cosine of each query's features to the support class means "
         "(`experiments/omniglot_baseline.py`). Same Sanskrit episodes as the grid.",
         "",
@@ -233,7 +233,8 @@ def _trained_as(run: dict) -> str:
 
 
 def _origin(run: dict) -> str:
-    """`` (from pretrained blocks)`` for a run started from a reference classifier's blocks."""
+    """`` (from pretrained blocks)`` for a run started from a reference classifier's blocks,
+    `` (pretrained blocks, no meta-training)`` if it kept that start; ``""`` otherwise."""
     if not run["settings"].get("init_from"):
         return ""
     if run["best_iteration"] == 0:

@@ -28,6 +28,25 @@ def _run(exp, data, out, iterations, *extra, ways="2"):
                      "--out", str(out), *extra])  # fmt: skip
 
 
+def _write_run(runs, name, **fields):
+    """``runs/name/results.json``: a finished 5-way 1-shot MAML run unless ``fields`` override;
+    a reference run (``method`` in ``fields``) has only the fields given."""
+    learner_run = {"learner": "maml", "ways": 5, "shots": 1, "test_accuracy": 0.8, "ci95": 0.01,
+                   "test_episodes": 600, "best_iteration": 10, "val_accuracy": 0.9,
+                   "train_wall_s": 60.0, "machine": "m", "command": name,
+                   "settings": {"iterations": 10}}  # fmt: skip
+    (runs / name).mkdir()
+    result = fields if "method" in fields else {**learner_run, **fields}
+    (runs / name / "results.json").write_text(json.dumps(result))
+
+
+def _report(runs) -> str:
+    """The report's markdown for the runs under ``runs``."""
+    table = runs / "table.md"
+    load_experiment("omniglot_report").main(["--runs", str(runs), "--out", str(table)])
+    return table.read_text()
+
+
 @pytest.fixture
 def data(tmp_path, monkeypatch):
     """Fake Omniglot zips, and a cache of their own."""
@@ -126,15 +145,8 @@ def test_reptile_defaults_follow_its_paper_and_the_learner_reloads_its_adam_rule
 
 def test_report_grid_shows_the_run_with_the_best_validation_not_test_accuracy(tmp_path):
     for run, val, test in (("long", 0.9, 0.70), ("short", 0.8, 0.75)):
-        (tmp_path / run).mkdir()
-        result = {"learner": "maml", "ways": 5, "shots": 1, "test_accuracy": test, "ci95": 0.01,
-                  "test_episodes": 600, "best_iteration": 10, "val_accuracy": val,
-                  "train_wall_s": 60.0, "machine": "m", "command": run,
-                  "settings": {"iterations": 10}}  # fmt: skip
-        (tmp_path / run / "results.json").write_text(json.dumps(result))
-    table = tmp_path / "table.md"
-    load_experiment("omniglot_report").main(["--runs", str(tmp_path), "--out", str(table)])
-    text = table.read_text()
+        _write_run(tmp_path, run, val_accuracy=val, test_accuracy=test)
+    text = _report(tmp_path)
     assert "| MAML | 70.00 ± 1.00 (published 98.7) |" in text
     assert "| Meta-SGD | - (published 99.53) |" in text  # a main learner without runs is shown
     assert "| CAML |" not in text  # the comparisons only once they have a run
@@ -144,15 +156,9 @@ def test_report_marks_pretrained_runs_and_keeps_unmeta_trained_ones_out_of_the_g
     runs = (("scratch", 0.92, 0.85, 10, None), ("pretrained", 0.95, 0.90, 10, "model.pt"),
             ("start-only", 0.97, 0.92, 0, "model.pt"))  # fmt: skip
     for run, val, test, kept, init_from in runs:
-        (tmp_path / run).mkdir()
-        result = {"learner": "maml", "ways": 5, "shots": 1, "test_accuracy": test, "ci95": 0.01,
-                  "test_episodes": 600, "best_iteration": kept, "val_accuracy": val,
-                  "train_wall_s": 60.0, "machine": "m", "command": run,
-                  "settings": {"iterations": 10, "init_from": init_from}}  # fmt: skip
-        (tmp_path / run / "results.json").write_text(json.dumps(result))
-    table = tmp_path / "table.md"
-    load_experiment("omniglot_report").main(["--runs", str(tmp_path), "--out", str(table)])
-    text = table.read_text()
+        _write_run(tmp_path, run, val_accuracy=val, test_accuracy=test, best_iteration=kept,
+                   settings={"iterations": 10, "init_from": init_from})  # fmt: skip
+    text = _report(tmp_path)
     # the best validation accuracy among meta-trained runs, not the starting point's
     assert "| MAML | 90.00 ± 1.00 (from pretrained blocks) (published 98.7) |" in text
     assert "`start-only` | 5-way 1-shot (pretrained blocks, no meta-training) | 92.00" in text
@@ -160,23 +166,14 @@ def test_report_marks_pretrained_runs_and_keeps_unmeta_trained_ones_out_of_the_g
 
 
 def test_report_lists_a_non_episodic_reference_apart_from_the_learners(tmp_path):
-    (tmp_path / "maml").mkdir()
-    (tmp_path / "maml" / "results.json").write_text(json.dumps({
-        "learner": "maml", "ways": 5, "shots": 1, "test_accuracy": 0.8, "ci95": 0.01,
-        "test_episodes": 600, "best_iteration": 10, "val_accuracy": 0.9, "train_wall_s": 60.0,
-        "machine": "m", "command": "maml", "settings": {"iterations": 10}}))  # fmt: skip
-    (tmp_path / "baseline").mkdir()
-    (tmp_path / "baseline" / "results.json").write_text(json.dumps({
-        "method": "m", "test": {"5-way 1-shot": {"accuracy": 0.9, "ci95": 0.005}},
-        "val_accuracy": 0.95, "best_epoch": 7, "train_wall_s": 120.0, "command": "b"}))  # fmt: skip
-    (tmp_path / "fewer").mkdir()
-    (tmp_path / "fewer" / "results.json").write_text(json.dumps({
-        "method": "m", "test": {"5-way 1-shot": {"accuracy": 0.8, "ci95": 0.005}},
-        "val_accuracy": 0.9, "best_epoch": 7, "train_wall_s": 120.0, "command": "c",
-        "settings": {"characters": 46}}))  # fmt: skip
-    table = tmp_path / "table.md"
-    load_experiment("omniglot_report").main(["--runs", str(tmp_path), "--out", str(table)])
-    text = table.read_text()
+    _write_run(tmp_path, "maml")
+    _write_run(tmp_path, "baseline", method="m", val_accuracy=0.95, best_epoch=7,
+               test={"5-way 1-shot": {"accuracy": 0.9, "ci95": 0.005}},
+               train_wall_s=120.0, command="b")  # fmt: skip
+    _write_run(tmp_path, "fewer", method="m", val_accuracy=0.9, best_epoch=7,
+               test={"5-way 1-shot": {"accuracy": 0.8, "ci95": 0.005}},
+               train_wall_s=120.0, command="c", settings={"characters": 46})  # fmt: skip
+    text = _report(tmp_path)
     assert "| `baseline` | 90.00 ± 0.50 | - | - | - | 95.00 (7) | 2.0 min | `b` |" in text
     assert "| `fewer` (46 characters) | 80.00 ± 0.50 |" in text
     assert "| MAML | 80.00 ± 1.00 (published 98.7) |" in text
@@ -190,17 +187,10 @@ def test_report_pairs_each_variant_with_the_maml_run_of_the_same_budget(tmp_path
         ("taml-9k", "taml", 9000, 0.81, None),
     )
     for run, learner, iterations, test, attacked in runs:
-        (tmp_path / run).mkdir()
-        result = {"learner": learner, "ways": 5, "shots": 1, "test_accuracy": test,
-                  "ci95": 0.01, "test_episodes": 600, "best_iteration": 10,
-                  "val_accuracy": 0.9, "train_wall_s": 60.0, "machine": "m", "command": run,
-                  "settings": {"iterations": iterations, "augment": "class"}}  # fmt: skip
-        if attacked is not None:
-            result["adversarial_accuracy"] = attacked
-        (tmp_path / run / "results.json").write_text(json.dumps(result))
-    table = tmp_path / "table.md"
-    load_experiment("omniglot_report").main(["--runs", str(tmp_path), "--out", str(table)])
-    text = table.read_text().split("## Against MAML at equal iterations")[1]
+        attack = {} if attacked is None else {"adversarial_accuracy": attacked}
+        _write_run(tmp_path, run, learner=learner, test_accuracy=test, **attack,
+                   settings={"iterations": iterations, "augment": "class"})  # fmt: skip
+    text = _report(tmp_path).split("## Against MAML at equal iterations")[1]
     assert ("| ADML | `adml-6k` | 79.00 ± 1.00 | 40.00 | 1.0 min | `maml-6k` | 80.00 ± 1.00 "
             "| 15.00 | 1.0 min |") in text  # fmt: skip
     assert "| TAML (entropy) | `taml-9k` | 81.00 ± 1.00 | - | 1.0 min | no MAML run" in text
