@@ -14,7 +14,8 @@ the best test one. A run started from a reference classifier's blocks (``--init-
 so; one that kept its starting point (no meta-training) is listed but left out of the grid.
 A ``results.json`` of ``experiments/omniglot_baseline.py`` (a classifier without
 meta-learning) goes to a reference table of its own after the grid.
-``--notes`` appends a hand-written section.
+``--notes`` appends a hand-written section. A figure beside the table (``<out>.png``) draws
+the grid: our accuracy with its interval, the published figure and the full reference.
 
 Published figures (accuracy %, 5-way 1-shot / 5-way 5-shot / 20-way 1-shot / 20-way 5-shot on
 the standard random-alphabet Omniglot test): MAML, Finn et al. 2017, Table 1; Meta-SGD, Li et
@@ -27,6 +28,11 @@ import argparse
 import csv
 import json
 from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
 PUBLISHED = {
@@ -126,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
             cell += "" if r is None else _trained_as(r) + _origin(r)
             cells.append(cell + ("" if pub is None else f" (published {pub})"))
         lines.append(f"| {NAMES[learner]} | " + " | ".join(cells) + " |")
+    full = [r for r in references if r.get("settings", {}).get("characters") is None]
+    plot_grid(by_cell, shown, full[0] if full else None, out.with_suffix(".png"))
+    lines += ["", f"![The grid against the published figures]({out.with_suffix('.png').name})"]
     lines += _references(references)
     lines += [
         "",
@@ -150,6 +159,34 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", Path(args.notes).read_text().rstrip()]
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out} and {out.with_suffix('.csv')} ({len(rows)} runs)")
+
+
+def plot_grid(by_cell: dict, learners: list[str], reference: dict | None, path: Path) -> None:
+    """One panel per setting: each learner's grid accuracy (bar, 95% interval), its published
+    figure (diamond) and the reference classifier's accuracy (dashed line), if there are."""
+    fig, axes = plt.subplots(1, len(SETTINGS), figsize=(4 * len(SETTINGS), 0.45 * len(learners)
+                             + 1.6), sharey=True)  # fmt: skip
+    rows = range(len(learners))
+    for ax, (ways, shots) in zip(axes, SETTINGS):
+        setting = f"{ways}-way {shots}-shot"
+        runs = [by_cell.get((learner, ways, shots)) for learner in learners]
+        ours = [0.0 if r is None else 100 * r["test_accuracy"] for r in runs]
+        ci = [0.0 if r is None else 100 * r["ci95"] for r in runs]
+        ax.barh(rows, ours, xerr=ci, color="tab:blue", label="ours (Sanskrit)")
+        marks = [(published(k, ways, shots), i) for i, k in enumerate(learners)]
+        marks = [(x, i) for x, i in marks if x is not None]
+        ax.plot([x for x, _ in marks], [i for _, i in marks], "kD", label="published")
+        score = None if reference is None else reference["test"].get(setting)
+        if score is not None:
+            ax.axvline(100 * score["accuracy"], color="grey", linestyle="--",
+                       label="reference classifier")  # fmt: skip
+        ax.set(title=setting, xlim=(0, 100), xlabel="accuracy %")
+    axes[0].set_yticks(list(rows), [NAMES[k] for k in learners])
+    axes[0].invert_yaxis()
+    axes[-1].legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _comparisons(runs: list[dict]) -> list[str]:

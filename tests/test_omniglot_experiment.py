@@ -150,6 +150,8 @@ def test_report_grid_shows_the_run_with_the_best_validation_not_test_accuracy(tm
     assert "| MAML | 70.00 ± 1.00 (published 98.7) |" in text
     assert "| Meta-SGD | - (published 99.53) |" in text  # a main learner without runs is shown
     assert "| CAML |" not in text  # the comparisons only once they have a run
+    assert "![The grid against the published figures](table.png)" in text
+    assert (tmp_path / "table.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_report_marks_pretrained_runs_and_keeps_unmeta_trained_ones_out_of_the_grid(tmp_path):
