@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> None:
             cells.append(cell + ("" if pub is None else f" (published {pub})"))
         lines.append(f"| {NAMES[learner]} | " + " | ".join(cells) + " |")
     full = [r for r in references if r.get("settings", {}).get("characters") is None]
-    plot_grid(by_cell, shown, full[0] if full else None, out.with_suffix(".png"))
-    lines += ["", f"![The grid against the published figures]({out.with_suffix('.png').name})"]
+    figure = out.with_suffix(".png")
+    plot_grid(by_cell, shown, full[0] if full else None, figure)
+    lines += ["", f"![The grid against the published figures]({figure.name})"]
     lines += _references(references)
     lines += [
         "",
