@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from helpers import assert_vmap_matches_loop
 from metarl.core import MAML, TaskBatch
-from metarl.supervised.lstm_meta_learner import LSTMMetaLearner, preprocess
+from metarl.supervised.lstm_meta_learner import LSTMMetaLearner, LSTMRule, preprocess
 from metarl.supervised.models import MLP
 
 
@@ -29,6 +29,41 @@ def test_preprocessing_by_hand():
     torch.testing.assert_close(out[1], torch.tensor([math.log(1e-3) / 10, -1.0]))
     torch.testing.assert_close(out[2], torch.tensor([-1.0, -1e-6 * math.exp(10)]))
     torch.testing.assert_close(out[3], torch.tensor([-1.0, 0.0]))
+
+
+def test_one_step_matches_a_row_wise_lstm_cell(float64):
+    """The rule against the module docstring's formulas written row by row: the first layer
+    is torch's own LSTMCell (same gate order), the gates are plain linear maps."""
+    torch.manual_seed(0)
+    rule = LSTMRule(hidden=5)
+    with torch.no_grad():
+        for p in rule.parameters():
+            p.normal_()
+    params = {"w": torch.randn(4, 3), "b": torch.randn(4)}
+    grads = {"w": torch.randn(4, 3), "b": torch.randn(4) * 1e-6}  # both preprocessing branches
+    loss = torch.tensor(0.8)
+    cell = torch.nn.LSTMCell(4, 5)
+    with torch.no_grad():
+        cell.weight_ih.copy_(rule.cell.weight[:, :4])
+        cell.weight_hh.copy_(rule.cell.weight[:, 4:])
+        cell.bias_ih.copy_(rule.cell.bias)
+        cell.bias_hh.zero_()
+    theta = torch.cat([params["w"].reshape(-1), params["b"]])
+    grad = torch.cat([grads["w"].reshape(-1), grads["b"]])
+    h, c = torch.zeros(16, 5), torch.zeros(16, 5)
+    f, i = torch.ones(16), torch.zeros(16)
+    state = rule.init_state(params)
+    for _ in range(3):
+        x = torch.cat((preprocess(grad), preprocess(loss).expand(16, 2)), 1)
+        h, c = cell(x, (h, c))
+        f = torch.sigmoid(rule.forget(torch.cat((h, theta[:, None], f[:, None]), 1)))[:, 0]
+        i = torch.sigmoid(rule.input(torch.cat((h, theta[:, None], i[:, None]), 1)))[:, 0]
+        theta = f * theta - i * grad
+        params, state = rule.step_with_state(params, grads, loss, state)
+        ours = torch.cat([params["w"].reshape(-1), params["b"]])
+        torch.testing.assert_close(ours, theta)
+        grads = {"w": grads["w"] * 0.5, "b": grads["b"]}
+        grad = torch.cat([grads["w"].reshape(-1), grads["b"]])
 
 
 def test_with_constant_gates_the_rule_is_sgd(float64):

@@ -27,12 +27,13 @@ from metarl.core.params import Params
 from metarl.core.rules import StatefulRule
 
 
-def preprocess(x: Tensor, p: float = 10.0) -> Tensor:
-    """``(log|x| / p, sign x)`` where ``|x| >= e^-p``, else ``(-1, e^p x)``: ``[..., 2]``."""
+def preprocess(x: Tensor, p: float = 10.0, dim: int = -1) -> Tensor:
+    """``(log|x| / p, sign x)`` where ``|x| >= e^-p``, else ``(-1, e^p x)``, stacked along
+    ``dim`` (``[..., 2]`` by default)."""
     big = x.abs() >= math.exp(-p)
     first = torch.where(big, torch.log(x.abs().clamp_min(math.exp(-p))) / p, -torch.ones_like(x))
     second = torch.where(big, torch.sign(x), math.exp(p) * x)
-    return torch.stack((first, second), dim=-1)
+    return torch.stack((first, second), dim=dim)
 
 
 class LSTMRule(StatefulRule):
@@ -61,24 +62,37 @@ class LSTMRule(StatefulRule):
     def init_state(self, params: Params) -> Any:
         n = sum(p.numel() for p in params.values())
         like = next(iter(params.values()))
-        zeros = like.new_zeros((n, self.hidden))
+        zeros = like.new_zeros((self.hidden, n))  # feature-major: each gate is one block
         return zeros, zeros, like.new_ones(n), like.new_zeros(n)
 
     def step_with_state(
         self, params: Params, grads: Params, loss: Tensor, state: Any
     ) -> tuple[Params, Any]:
+        # The state is stored feature-major ([hidden, weights]) so that every gate is a
+        # contiguous block of one matrix product; the parameters are those of the row-wise
+        # formulas in the module docstring, split by what they multiply.
         h, c, f_prev, i_prev = state
+        hidden = self.hidden
         theta = torch.cat([p.reshape(-1) for p in params.values()])
         grad = torch.cat([grads[name].reshape(-1) for name in params])
-        inputs = torch.cat(
-            (preprocess(grad.detach()), preprocess(loss.detach()).expand(len(grad), 2)), dim=-1
+        w_grad, w_loss, w_h = self.cell.weight.split([2, 2, hidden], dim=1)
+        shared = self.cell.bias + w_loss @ preprocess(loss.detach())  # the same for every weight
+        gates = torch.addmm(
+            shared[:, None],
+            torch.cat((w_grad, w_h), 1),
+            torch.cat((preprocess(grad.detach(), dim=0), h)),
         )
-        gates = self.cell(torch.cat((inputs, h), -1))
-        gate_in, gate_forget, candidate, gate_out = gates.chunk(4, -1)
-        c = torch.sigmoid(gate_forget) * c + torch.sigmoid(gate_in) * torch.tanh(candidate)
-        h = torch.sigmoid(gate_out) * torch.tanh(c)
-        f = torch.sigmoid(self.forget(torch.cat((h, theta[:, None], f_prev[:, None]), -1)))[:, 0]
-        i = torch.sigmoid(self.input(torch.cat((h, theta[:, None], i_prev[:, None]), -1)))[:, 0]
+        # split and unbind, not slicing: their backward passes do not zero-fill whole gradients
+        in_forget, candidate, out = gates.split([2 * hidden, hidden, hidden])
+        sig_in, sig_forget = torch.sigmoid(in_forget).chunk(2)
+        c = sig_forget * c + sig_in * torch.tanh(candidate)
+        h = torch.sigmoid(out) * torch.tanh(c)
+        w_gates = torch.cat((self.forget.weight, self.input.weight))  # [2, hidden + 2]
+        b_gates = torch.cat((self.forget.bias, self.input.bias))
+        f_in = b_gates[:, None] + w_gates[:, :hidden] @ h + w_gates[:, hidden, None] * theta
+        f_in, i_in = f_in.unbind()
+        f = torch.sigmoid(f_in + w_gates[0, hidden + 1] * f_prev)
+        i = torch.sigmoid(i_in + w_gates[1, hidden + 1] * i_prev)
         theta = f * theta - i * grad
         new, start = {}, 0
         for name, p in params.items():
