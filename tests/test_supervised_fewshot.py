@@ -14,7 +14,7 @@ from helpers import load_experiment
 from metarl.supervised import EpisodeSampler
 from metarl.supervised.data import omniglot
 from metarl.supervised.data.omniglot import load_image
-from metarl.supervised.evaluate import accuracies_after_steps
+from metarl.supervised.evaluate import accuracies_after_steps, adapted_to_support
 from metarl.supervised.fewshot import LEARNERS, build_learner, load_learner, save_learner
 
 
@@ -152,3 +152,37 @@ def test_query_groups_classify_one_query_per_class_per_batch():
                                accuracies_after_steps(mlp, episodes, 1))  # fmt: skip
     with pytest.raises(ValueError, match="divide"):
         accuracies_after_steps(mlp, episodes, 1, query_groups=2)
+
+
+@pytest.mark.parametrize("kind", [k for k in LEARNERS if k != "adml"])
+def test_evaluation_adapts_like_the_learner_without_recording_its_rule(kind):
+    """``adapted_to_support`` equals each task's own ``adapt``; a learned rule's state carries
+    no autograd graph (an LSTM rule's graph over every weight of 50 Conv-4 tasks once filled
+    24 GB during validation)."""
+    torch.manual_seed(0)
+    inner_lr, steps, _, _ = SETTINGS[kind]
+    learner = build_learner(kind, SPECS.get(kind, MLP_SPEC), inner_lr, steps)
+    x, y = _prototype_data()
+    batch = EpisodeSampler(x, y, ways=5, shots=1, queries=3, seed=0).sample(3)
+    recorded = []
+    if kind == "lstm":
+        learner.batching = "loop"  # as for Conv-4; inside vmap requires_grad is not visible
+        step = learner.rule.step_with_state
+
+        def recording_step(*args):
+            out = step(*args)
+            recorded.append(out[1][0].requires_grad)  # the LSTM's hidden state
+            return out
+
+        learner.rule.step_with_state = recording_step
+    ours = adapted_to_support(learner, batch, steps)
+    loss = learner.supervised_loss(F.cross_entropy)
+    for task in range(3):
+        data = (batch.support_x[task], batch.support_y[task])
+        reference = learner.adapt(loss, data, steps=steps, first_order=True)
+        for name, value in reference.items():
+            torch.testing.assert_close(ours[name][task], value.detach())
+    if kind == "lstm":
+        evaluation, reference = recorded[: 3 * steps], recorded[3 * steps :]  # 3 tasks each
+        assert evaluation == [False] * (3 * steps)
+        assert reference == [True] * (3 * steps)  # adapt records them, as meta-training must

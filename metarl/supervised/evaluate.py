@@ -50,12 +50,16 @@ def adapted_to_support(learner: MetaLearner, batch: Any, steps: int) -> Params:
     """Every task's parameters after ``steps`` cross-entropy inner steps on its support set
     (the learner's own rule, no meta-gradient graph), detached."""
     b = as_task_batch(batch)
-    adapted = learner.adapt_batch(
-        learner.supervised_loss(torch.nn.functional.cross_entropy),
-        (b.support_x, b.support_y), steps=steps, params=detach_params(learner.params()),
-        first_order=True,
-    )  # fmt: skip
-    return {name: p.detach() for name, p in adapted.items()}
+    # The inner gradients come from torch.func.grad, which ignores an outer no_grad; the
+    # no_grad keeps autograd from recording the update rule's own parameters (a learned
+    # rule's graph over every weight of every task would otherwise live until the end).
+    with torch.no_grad():
+        adapted = learner.adapt_batch(
+            learner.supervised_loss(torch.nn.functional.cross_entropy),
+            (b.support_x, b.support_y), steps=steps, params=detach_params(learner.params()),
+            first_order=True,
+        )  # fmt: skip
+    return adapted
 
 
 def query_accuracies(
