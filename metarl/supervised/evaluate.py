@@ -27,14 +27,11 @@ def losses_after_steps(
     """
     b = as_task_batch(batch)
     loss = learner.supervised_loss(loss_fn)
-    params = detach_params(learner.params())
     rows = []
     for s in steps:
-        adapted = learner.adapt_batch(
-            loss, (b.support_x, b.support_y), steps=s, params=params, first_order=True
-        )
-        adapted = {name: p.detach() for name, p in adapted.items()}
-        rows.append(learner.task_losses(loss, adapted, (b.query_x, b.query_y)).detach())
+        adapted = adapted_to_support(learner, b, s, loss_fn)
+        with torch.no_grad():
+            rows.append(learner.task_losses(loss, adapted, (b.query_x, b.query_y)))
     return torch.stack(rows)
 
 
@@ -46,20 +43,23 @@ def mean_and_ci95(values: Tensor) -> tuple[float, float]:
     return values.mean().item(), 1.96 * values.std().item() / values.numel() ** 0.5
 
 
-def adapted_to_support(learner: MetaLearner, batch: Any, steps: int) -> Params:
-    """Every task's parameters after ``steps`` cross-entropy inner steps on its support set
+def adapted_to_support(
+    learner: MetaLearner,
+    batch: Any,
+    steps: int,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] = torch.nn.functional.cross_entropy,
+) -> Params:
+    """Every task's parameters after ``steps`` inner steps of ``loss_fn`` on its support set
     (the learner's own rule, no meta-gradient graph), detached."""
     b = as_task_batch(batch)
     # The inner gradients come from torch.func.grad, which ignores an outer no_grad; the
     # no_grad keeps autograd from recording the update rule's own parameters (a learned
     # rule's graph over every weight of every task would otherwise live until the end).
     with torch.no_grad():
-        adapted = learner.adapt_batch(
-            learner.supervised_loss(torch.nn.functional.cross_entropy),
-            (b.support_x, b.support_y), steps=steps, params=detach_params(learner.params()),
-            first_order=True,
+        return learner.adapt_batch(
+            learner.supervised_loss(loss_fn), (b.support_x, b.support_y), steps=steps,
+            params=detach_params(learner.params()), first_order=True,
         )  # fmt: skip
-    return adapted
 
 
 def query_accuracies(

@@ -107,12 +107,11 @@ class FewShotClassifier:
                 f"support label {int(support_y.max())} is out of range: this learner's output "
                 f"layer has {self.ways} classes (it was meta-trained on {self.ways}-way episodes)"
             )
-        with torch.enable_grad():
+        with torch.no_grad():  # torch.func.grad takes the inner gradients regardless
             adapted = self.learner.adapt(
                 self._loss, (support_x, support_y.long()), steps=self.eval_steps, first_order=True
             )
-        with torch.no_grad():
-            return self.learner(query_x, params={n: p.detach() for n, p in adapted.items()})
+            return self.learner(query_x, params=adapted)
 
 
 def save_learner(

@@ -89,8 +89,8 @@ class LSTMRule(StatefulRule):
         h = torch.sigmoid(out) * torch.tanh(c)
         w_gates = torch.cat((self.forget.weight, self.input.weight))  # [2, hidden + 2]
         b_gates = torch.cat((self.forget.bias, self.input.bias))
-        f_in = b_gates[:, None] + w_gates[:, :hidden] @ h + w_gates[:, hidden, None] * theta
-        f_in, i_in = f_in.unbind()
+        gate_inputs = b_gates[:, None] + w_gates[:, :hidden] @ h + w_gates[:, hidden, None] * theta
+        f_in, i_in = gate_inputs.unbind()
         f = torch.sigmoid(f_in + w_gates[0, hidden + 1] * f_prev)
         i = torch.sigmoid(i_in + w_gates[1, hidden + 1] * i_prev)
         theta = f * theta - i * grad
