@@ -158,7 +158,7 @@ def test_query_groups_classify_one_query_per_class_per_batch():
 def test_evaluation_adapts_like_the_learner_without_recording_its_rule(kind):
     """``adapted_to_support`` equals each task's own ``adapt``; a learned rule's state carries
     no autograd graph (an LSTM rule's graph over every weight of 50 Conv-4 tasks once filled
-    24 GB during validation)."""
+    23 GB during validation, when it was killed for memory)."""
     torch.manual_seed(0)
     inner_lr, steps, _, _ = SETTINGS[kind]
     learner = build_learner(kind, SPECS.get(kind, MLP_SPEC), inner_lr, steps)
