@@ -182,6 +182,7 @@ def test_evaluation_adapts_like_the_learner_without_recording_its_rule(kind):
         reference = learner.adapt(loss, data, steps=steps, first_order=True)
         for name, value in reference.items():
             torch.testing.assert_close(ours[name][task], value.detach())
+            assert not ours[name].requires_grad  # CAML's shared weights too
     if kind == "lstm":
         evaluation, reference = recorded[: 3 * steps], recorded[3 * steps :]  # 3 tasks each
         assert evaluation == [False] * (3 * steps)

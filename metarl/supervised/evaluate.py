@@ -56,10 +56,12 @@ def adapted_to_support(
     # no_grad keeps autograd from recording the update rule's own parameters (a learned
     # rule's graph over every weight of every task would otherwise live until the end).
     with torch.no_grad():
-        return learner.adapt_batch(
+        adapted = learner.adapt_batch(
             learner.supervised_loss(loss_fn), (b.support_x, b.support_y), steps=steps,
             params=detach_params(learner.params()), first_order=True,
         )  # fmt: skip
+    # Parameters a rule leaves alone (CAML's shared network) come back as the start's leaves.
+    return {name: p.detach() for name, p in adapted.items()}
 
 
 def query_accuracies(
