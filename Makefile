@@ -19,14 +19,15 @@ $(STAMP): pyproject.toml setup.py
 
 demo: setup
 	$(PY) experiments/maml_rl.py --env metarl/Navigation2D-v0 --learner maml-trpo \
-		--iterations 25 --tasks-per-batch 10 --eval-tasks 20 --threads 2 --out runs/demo
+		--iterations 25 --tasks-per-batch 10 --eval-tasks 20 --threads 2 --out runs/demo --overwrite
 
 demo-sinusoid: setup
 	$(PY) experiments/sinusoid.py --learner maml --shots 10 --iterations 5000 \
-		--eval-tasks 200 --out runs/demo-sinusoid
+		--eval-tasks 200 --out runs/demo-sinusoid --overwrite
 
 test: setup
 	$(PY) -m ruff check metarl envs experiments tests benchmarks
+	$(PY) -m ruff format --check metarl envs experiments tests benchmarks
 	$(PY) -m pytest -q
 
 test-slow: setup
@@ -37,6 +38,7 @@ bench: setup
 
 lint: setup
 	$(PY) -m ruff check metarl envs experiments tests benchmarks
+	$(PY) -m ruff format --check metarl envs experiments tests benchmarks
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

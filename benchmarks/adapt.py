@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from metarl.core import MAML, MetaLearner, MetaSGD
-from metarl.supervised import MLP, SinusoidTasks
+from metarl.nn import MLP
+from metarl.supervised import SinusoidTasks
 
 
 def iterations_per_second(learner: MetaLearner, batch, iterations: int) -> float:

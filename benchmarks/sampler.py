@@ -23,7 +23,7 @@ import torch
 from mujoco import rollout
 
 import metarl  # noqa: F401
-from metarl.core import MAML
+from metarl.core import MAML, TRPO
 from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler
 
 ENV_ID = "metarl/HalfCheetahVel-v0"
@@ -79,7 +79,7 @@ def main() -> None:
 
     if args.skip_iteration:
         return
-    trainer = MetaRLTrainer(MAML(policy, inner_lr=0.1), sampler, "trpo", max_kl=0.01)
+    trainer = MetaRLTrainer(MAML(policy, inner_lr=0.1), sampler, TRPO(max_kl=0.01))
     start = time.perf_counter()
     stats = trainer.meta_step(tasks)
     iteration = time.perf_counter() - start

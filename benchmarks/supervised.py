@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from metarl.core import MAML, TaskBatch, resolve_batching
-from metarl.supervised import Conv4
+from metarl.nn import Conv4
 
 
 def run_one(batching: str, tasks: int, iterations: int) -> dict:

@@ -6,161 +6,248 @@ a 100-100 ReLU Gaussian policy, linear feature baseline, gamma 0.99.
 
     python experiments/maml_rl.py --env metarl/Navigation2D-v0 --learner maml-trpo --seed 0
     python experiments/maml_rl.py ... --resume          # continue a stopped run
+    python experiments/maml_rl.py ... --overwrite       # start again in the same --out
 
-Learners: maml-trpo, maml-pg (Adam on the surrogate), fomaml-trpo, metasgd-trpo, reptile,
-and the reference baselines: pretrained (inner_steps=0: one multi-task TRPO policy,
-fine-tuned at test time), random (no training, fine-tuned at test time) and oracle (a
-multi-task TRPO policy that sees the task in its observation).
-Writes <out>/metrics.csv, TensorBoard events in <out>/tensorboard, <out>/checkpoint.pt
-(atomic, every --checkpoint-every iterations), <out>/eval.json and
-<out>/learning_curve.png.
+Learners (``LEARNERS`` below: the learner and outer step behind each name): maml-trpo,
+maml-pg (Adam on the surrogate), fomaml-trpo, metasgd-trpo, reptile (its interpolation:
+SGD on the pseudo-gradient), and the reference baselines: pretrained (inner_steps=0: one
+multi-task TRPO policy, fine-tuned at test time), random (no training, fine-tuned at test
+time) and oracle (a multi-task TRPO policy that sees the task in its observation).
+
+Writes into ``--out``: ``settings.json`` (the command and settings, at the start),
+``metrics.csv`` (one row per meta-iteration), TensorBoard events in ``<out>/tensorboard``,
+``checkpoint.pt`` (atomic and checksummed, every ``--checkpoint-every`` iterations and at the
+end; ``checkpoint.prev.pt`` is the one before), ``eval.json`` (held-out returns after 0..k
+steps, with the command, machine, versions and wall time) and ``learning_curve.png``.
+A second run into the same folder is refused unless it passes ``--resume`` (same settings)
+or ``--overwrite``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-import platform
-import shlex
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
-import matplotlib
+import gymnasium as gym
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import gymnasium as gym  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import metarl
+from metarl.core import TRPO, MetaLearner
+from metarl.envs import flatten_task
+from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler
+from metarl.rl.trainer import Outer
+from metarl.utils import (
+    CheckpointError,
+    Run,
+    RunError,
+    load_checkpoint,
+    plot_curves,
+    seed_everything,
+)
+from metarl.utils.cli import (
+    Check,
+    Discount,
+    NonEmpty,
+    NonNegative,
+    Positive,
+    Probability,
+    parse_settings,
+)
 
-import metarl  # noqa: E402, F401
-from metarl.core import MAML, MetaLearner, MetaSGD, Reptile  # noqa: E402
-from metarl.envs import flatten_task  # noqa: E402
-from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler  # noqa: E402
-from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint, seed_everything  # noqa: E402
-from metarl.utils.cli import parse_settings  # noqa: E402
+SCRIPT = "experiments/maml_rl.py"
+Learner = Literal[
+    "maml-trpo",
+    "maml-pg",
+    "fomaml-trpo",
+    "metasgd-trpo",
+    "reptile",
+    "pretrained",
+    "random",
+    "oracle",
+]
+
+# name -> (metarl.make_learner name, outer step, inner steps in training: None = --inner-steps)
+LEARNERS: dict[str, tuple[str, Literal["trpo", "adam", "sgd"], int | None]] = {
+    "maml-trpo": ("maml", "trpo", None),
+    "maml-pg": ("maml", "adam", None),
+    "fomaml-trpo": ("fomaml", "trpo", None),
+    "metasgd-trpo": ("metasgd", "trpo", None),
+    "reptile": ("reptile", "sgd", None),
+    "pretrained": ("maml", "trpo", 0),  # a multi-task policy, adapted only at test time
+    "random": ("maml", "trpo", 0),  # never trained (see resolve)
+    "oracle": ("maml", "trpo", 0),  # sees the task; evaluated without adapting
+}
+# Settings of the final evaluation only: a finished run may be evaluated again with --resume
+# and other values (its eval.json records the ones used), as the committed runs were.
+EVALUATION = ("eval_tasks", "eval_steps", "eval_seed", "later_step_scales", "val_tasks", "val_seed")
+# Settings a resumed run may change: those, the run flags, the folder itself, the thread count
+# and the number of iterations (a run continues to a larger one; nothing else depends on it).
+RESUME_IGNORES = ("resume", "overwrite", "out", "threads", "iterations", *EVALUATION)
+# Training settings added after the first runs, with the value the runs from before them had:
+# a saved record without one counts as holding this value (see unrecorded_as_before).
+BEFORE_ADDED = {
+    "activation": "relu",  # the policy was a ReLU network
+    "rescale_actions": False,  # it acted in raw units (the navigation raw-actions run)
+}
 
 
 @dataclass
 class Settings:
-    """Meta-RL training and evaluation."""
+    """Meta-RL training and evaluation (defaults: the MAML paper's 2D navigation protocol)."""
 
-    env: str = "metarl/Navigation2D-v0"
-    learner: str = "maml-trpo"
-    iterations: int = 200
-    tasks_per_batch: int = 20
-    episodes_per_task: int = 20
-    horizon: int = 100
-    inner_lr: float = 0.1
-    inner_steps: int = 1
-    max_kl: float = 0.01
-    backtrack_ratio: float = 0.8  # TRPO line search
-    outer_lr: float = 1e-3  # Adam (maml-pg) or Reptile's epsilon
-    hidden: tuple[int, ...] = (100, 100)
-    activation: str = "relu"  # relu | tanh
+    env: str = "metarl/Navigation2D-v0"  # gymnasium id of the task distribution
+    learner: Learner = "maml-trpo"  # meta-learner and outer step (see the module docstring)
+    iterations: Annotated[int, NonNegative] = 200  # meta-iterations (random: 0); may grow on resume
+    tasks_per_batch: Annotated[int, Positive] = 20  # tasks per meta-batch
+    episodes_per_task: Annotated[int, Positive] = 20  # episodes per task per adaptation step
+    horizon: Annotated[int, Positive] = 100  # steps per episode
+    inner_lr: Annotated[float, Positive] = 0.1  # inner policy-gradient step size
+    inner_steps: Annotated[int, Positive] = 1  # inner steps in training (pretrained etc.: 0)
+    max_kl: Annotated[float, Positive] = 0.01  # TRPO's KL bound (the -trpo learners and baselines)
+    backtrack_ratio: Annotated[float, Check(lambda r: 0 < r < 1, "must be in (0, 1)")] = 0.8
+    """TRPO's line-search shrink factor"""
+    outer_lr: Annotated[float, Positive] = 1e-3
+    """Adam's lr for maml-pg; Reptile's epsilon (SGD on its pseudo-gradient); unused by TRPO"""
+    hidden: Annotated[tuple[int, ...], Positive, NonEmpty] = (100, 100)  # policy hidden widths
+    activation: Literal["relu", "tanh"] = "relu"  # policy hidden activation
     rescale_actions: bool = True  # policy acts in [-1, 1], mapped onto the action box (rllab)
-    gamma: float = 0.99
-    gae_lambda: float = 1.0
-    eval_tasks: int = 40
-    eval_steps: int = 3
-    # Steps 2+ at test time may also be taken at a fraction of the first step's size; the
-    # fraction is chosen on separate validation tasks, and both evaluations are reported.
-    later_step_scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1)
-    val_tasks: int = 20
-    val_seed: int = 4321
-    seed: int = 0
-    eval_seed: int = 1234
-    out: str | None = None  # default: runs/<env name>/<learner>-seed<seed>
-    checkpoint_every: int = 10
-    resume: bool = False
-    threads: int = 2
+    gamma: Annotated[float, Discount] = 0.99  # discount
+    gae_lambda: Annotated[float, Probability] = 1.0
+    """GAE lambda for the advantages (1: Monte Carlo returns minus the baseline)"""
+    eval_tasks: Annotated[int, Positive] = 40  # held-out tasks for the final evaluation
+    eval_steps: Annotated[int, NonNegative] = 3  # adaptation steps at test time
+    later_step_scales: Annotated[tuple[float, ...], Positive] = (1.0, 0.5, 0.25, 0.1)
+    """Sizes of test steps 2+ to try, as fractions of step 1's; chosen on --val-tasks tasks"""
+    val_tasks: Annotated[int, Positive] = 20  # validation tasks for choosing the later-step scale
+    val_seed: int = 4321  # seed of the validation tasks and their episodes
+    seed: int = 0  # seed of the initialisation and of the training tasks and episodes
+    eval_seed: int = 1234  # seed of the held-out tasks and their episodes
+    out: str | None = None  # run folder; None: runs/<env name>/<learner>-seed<seed>
+    checkpoint_every: Annotated[int, Positive] = 10  # iterations between checkpoints
+    resume: bool = False  # continue the run in --out from its checkpoint (same settings)
+    overwrite: bool = False  # delete the run already in --out and start again
+    threads: Annotated[int, Positive] = 2  # torch threads
 
 
-def make_learner(s: Settings, policy: torch.nn.Module) -> tuple[MetaLearner, str]:
-    if s.learner == "maml-trpo":
-        return MAML(policy, s.inner_lr, s.inner_steps), "trpo"
-    if s.learner == "maml-pg":
-        return MAML(policy, s.inner_lr, s.inner_steps), "sgd"
-    if s.learner == "fomaml-trpo":
-        return MAML(policy, s.inner_lr, s.inner_steps, first_order=True), "trpo"
-    if s.learner == "metasgd-trpo":
-        return MetaSGD(policy, s.inner_lr, s.inner_steps), "trpo"
-    if s.learner == "reptile":
-        return Reptile(policy, s.inner_lr, s.inner_steps), "reptile"
-    if s.learner in ("pretrained", "random", "oracle"):
-        return MAML(policy, s.inner_lr, inner_steps=0), "trpo"
-    raise SystemExit(f"unknown learner {s.learner!r}")
+def resolve(s: Settings) -> Settings:
+    """The per-learner rules and defaults, in one place: the run folder when --out is None,
+    and no training at all for ``random``. (Inner steps per learner: ``LEARNERS``.)"""
+    out = s.out or f"runs/{s.env.split('/')[-1]}/{s.learner}-seed{s.seed}"
+    iterations = 0 if s.learner == "random" else s.iterations
+    return dataclasses.replace(s, out=out, iterations=iterations)
+
+
+def unrecorded_as_before(s: Settings) -> tuple[str, ...]:
+    """On ``--resume``: the settings the saved record lacks that now hold their ``BEFORE_ADDED``
+    value, which the run was made with; the comparison skips them.
+
+    A saved record is ``<out>/settings.json`` or, for a run from before that file, the
+    ``settings`` in its checkpoint. An absent setting at any other value (``--rescale-actions``
+    on a run made with raw actions), or one not in ``BEFORE_ADDED``, is a difference, and the
+    resume is refused as for any changed setting.
+    """
+    if not s.resume:
+        return ()
+    out, saved = Path(s.out), None
+    if (out / "settings.json").is_file():
+        saved = json.loads((out / "settings.json").read_text()).get("settings")
+    elif (out / "checkpoint.pt").is_file():
+        try:
+            saved = load_checkpoint(out / "checkpoint.pt").get("settings")
+        except CheckpointError:
+            return ()  # Run says what is wrong with the checkpoint
+    if not isinstance(saved, dict):
+        return ()
+    return tuple(
+        name
+        for name, before in BEFORE_ADDED.items()
+        if name not in saved and getattr(s, name) == before
+    )
+
+
+def build_learner(s: Settings, policy: torch.nn.Module) -> tuple[MetaLearner, Outer]:
+    """The learner around ``policy`` and its outer step, as ``LEARNERS`` says."""
+    name, outer, steps = LEARNERS[s.learner]
+    inner_steps = s.inner_steps if steps is None else steps
+    learner = metarl.make_learner(name, policy, inner_lr=s.inner_lr, inner_steps=inner_steps)
+    if outer == "trpo":
+        return learner, TRPO(max_kl=s.max_kl, backtrack_ratio=s.backtrack_ratio)
+    if outer == "adam":
+        return learner, torch.optim.Adam(learner.parameters(), lr=s.outer_lr)
+    return learner, torch.optim.SGD(learner.parameters(), lr=s.outer_lr)  # Reptile's epsilon
 
 
 def main(argv: list[str] | None = None) -> dict:
-    s = parse_settings(Settings, argv)
+    s = resolve(parse_settings(Settings, argv))
     torch.set_num_threads(s.threads)
+    try:
+        run = Run(
+            s.out,
+            s,
+            resume=s.resume,
+            overwrite=s.overwrite,
+            argv=argv,
+            script=SCRIPT,
+            ignore=(*RESUME_IGNORES, *unrecorded_as_before(s)),
+            outputs=("eval.json", "learning_curve.png"),
+        )
+    except RunError as err:
+        raise SystemExit(str(err)) from None
+    with run.interruptible():
+        result = train_and_evaluate(s, run)
+    run.finish()
+    return result
+
+
+def train_and_evaluate(s: Settings, run: Run) -> dict:
     seed_everything(s.seed)
     name = s.env.split("/")[-1]
-    out = Path(s.out or f"runs/{name}/{s.learner}-seed{s.seed}")
     oracle = s.learner == "oracle"
-    if s.learner == "random":
-        s.iterations = 0
     task_size = len(flatten_task(gym.make(s.env).unwrapped.task)) if oracle else 0
     policy = GaussianMLPPolicy.for_env(
         s.env, extra_obs=task_size, hidden=s.hidden, activation=s.activation
     )
-    learner, outer = make_learner(s, policy)
-    sampler = MultiTaskSampler(
-        s.env, s.episodes_per_task, s.horizon, seed=s.seed, task_in_observation=oracle,
-        rescale_actions=s.rescale_actions,
-    )  # fmt: skip
-    trainer = MetaRLTrainer(
-        learner, sampler, outer, s.max_kl, s.outer_lr, s.gamma, s.gae_lambda,
-        backtrack_ratio=s.backtrack_ratio,
-    )  # fmt: skip
-
-    start, elapsed = 0, 0.0
-    ckpt_path = out / "checkpoint.pt"
-    if s.resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        trainer.load_state_dict(ckpt["trainer"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        start, elapsed = ckpt["iteration"], ckpt["elapsed"]
-        print(f"resumed from {ckpt_path} at iteration {start}")
-    logger = CSVLogger(out / "metrics.csv", resume_from=start if s.resume else None)
-    # TensorBoard: `tensorboard --logdir runs`; a resumed run drops events past its checkpoint.
-    board = SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
-
-    t0 = time.perf_counter()
-    bar = tqdm(range(start, s.iterations), initial=start, total=s.iterations, file=sys.stdout,
-               desc=f"{s.learner} {name}", disable=None)  # fmt: skip
-    for it in bar:
-        tick = time.perf_counter()
-        stats = trainer.meta_step(sampler.sample_tasks(s.tasks_per_batch))
-        stats["steps_per_s"] = stats["env_steps"] / (time.perf_counter() - tick)
-        wall = elapsed + time.perf_counter() - t0
-        logger.log({"step": it + 1, **stats, "wall_s": wall})
-        for key, value in stats.items():
-            board.add_scalar(f"train/{key}", value, it + 1)
-        summary = (
-            f"return before {stats['return_before']:.1f}, after {stats['return_after']:.1f}, "
-            f"{stats['steps_per_s']:.0f} env steps/s"
-        )
-        bar.set_postfix_str(summary)
-        if bar.disable and (it + 1) % 10 == 0:  # no terminal: a line every 10 iterations
-            print(f"iteration {it + 1}: {summary}", flush=True)
-        if (it + 1) % s.checkpoint_every == 0 or it + 1 == s.iterations:
-            state = {"trainer": trainer.state_dict(), "torch_rng": torch.get_rng_state(),
-                     "iteration": it + 1, "elapsed": wall, "settings": asdict(s)}  # fmt: skip
-            save_checkpoint(state, ckpt_path)
-    board.close()
-    train_wall = elapsed + time.perf_counter() - t0
+    learner, outer = build_learner(s, policy)
 
     def make_sampler(seed: int) -> MultiTaskSampler:
         return MultiTaskSampler(
-            s.env, s.episodes_per_task, s.horizon, seed=seed, task_in_observation=oracle,
+            s.env,
+            s.episodes_per_task,
+            s.horizon,
+            seed=seed,
+            task_in_observation=oracle,
             rescale_actions=s.rescale_actions,
-        )  # fmt: skip
+        )
+
+    sampler = make_sampler(s.seed)
+    trainer = MetaRLTrainer(learner, sampler, outer, gamma=s.gamma, gae_lambda=s.gae_lambda)
+    state = run.restore()  # None on a fresh run; restores torch's global RNG
+    if state is not None:
+        if run.start_iteration > s.iterations:
+            raise SystemExit(
+                f"--iterations {s.iterations} is below the checkpoint's iteration "
+                f"{run.start_iteration} in {s.out}: pass --iterations {run.start_iteration} or more"
+            )
+        trainer.load_state_dict(state["trainer"])
+
+    for it in run.progress(s.iterations, f"{s.learner} {name}"):
+        tick = time.perf_counter()
+        stats = trainer.meta_step(sampler.sample_tasks(s.tasks_per_batch))
+        stats["steps_per_s"] = stats["env_steps"] / (time.perf_counter() - tick)
+        run.log(it + 1, **stats, wall_s=run.wall_s)
+        run.status(
+            it + 1,
+            f"return before {stats['return_before']:.1f}, after {stats['return_after']:.1f}, "
+            f"{stats['steps_per_s']:.0f} env steps/s",
+        )
+        if (it + 1) % s.checkpoint_every == 0 or it + 1 == s.iterations:
+            run.save({"trainer": trainer.state_dict()}, it + 1)
+    train_wall = run.wall_s
 
     def draw_tasks(count: int, seed: int) -> list[dict]:
         return sampler.task_env.sample_tasks(count, np.random.default_rng(seed))
@@ -185,7 +272,6 @@ def main(argv: list[str] | None = None) -> dict:
             scaled = trainer.evaluate(eval_tasks, s.eval_steps, (1.0, best))
             later["mean_return_later_scaled"] = scaled.mean(1).tolist()
             later["std_return_later_scaled"] = scaled.std(1).tolist()
-    cli_args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
     result = {
         "env": s.env,
         "learner": s.learner,
@@ -194,38 +280,27 @@ def main(argv: list[str] | None = None) -> dict:
         "std_return": returns.std(1).tolist(),
         "n_tasks": s.eval_tasks,
         **later,
-        "train_wall_s": round(train_wall, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {s.threads} torch threads",
-        "command": "python experiments/maml_rl.py " + shlex.join(cli_args),
-        "settings": asdict(s),
+        **run.provenance(),  # command, seed, machine, versions, train_wall_s, date, settings
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    run.write_results(result, "eval.json")
+    out = Path(s.out)
     if (out / "metrics.csv").exists():
-        plot_learning_curve(out)
-    print(f"{s.learner} on {s.env}, {s.eval_tasks} held-out tasks, mean return after "
-          + ", ".join(f"{k} step(s): {r:.2f}" for k, r in enumerate(result["mean_return"]))
-          + f"; trained {s.iterations} iterations in {train_wall / 60:.1f} min")  # fmt: skip
+        curves = {"return_before": "before adaptation", "return_after": "after 1 step"}
+        ylabel = "mean return (meta-batch)"
+        png = out / "learning_curve.png"
+        plot_curves(out / "metrics.csv", "step", curves, ylabel, png, title=str(out))
+    print(
+        f"{s.learner} on {s.env}, {s.eval_tasks} held-out tasks, mean return after "
+        + ", ".join(f"{k} step(s): {r:.2f}" for k, r in enumerate(result["mean_return"]))
+        + f"; trained {s.iterations} iterations in {train_wall / 60:.1f} min"
+    )
     if "mean_return_later_scaled" in later:
-        print(f"with steps 2+ at {later['later_step_scale']} of the first step's size (chosen on "
-              f"{s.val_tasks} validation tasks): "
-              + ", ".join(f"{r:.2f}" for r in later["mean_return_later_scaled"]))  # fmt: skip
+        print(
+            f"with steps 2+ at {later['later_step_scale']} of the first step's size (chosen on "
+            f"{s.val_tasks} validation tasks): "
+            + ", ".join(f"{r:.2f}" for r in later["mean_return_later_scaled"])
+        )
     return result
-
-
-def plot_learning_curve(out: Path) -> None:
-    rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()]
-    header, rows = rows[0], rows[1:]
-    col = {name: i for i, name in enumerate(header)}
-    steps = [int(r[col["step"]]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("return_before", "before adaptation"), ("return_after", "after 1 step")):
-        ax.plot(steps, [float(r[col[key]]) for r in rows], label=label)
-    ax.set(xlabel="meta-iteration", ylabel="mean return (meta-batch)", title=str(out))
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "learning_curve.png", dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

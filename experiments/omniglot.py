@@ -29,29 +29,29 @@ iterations (``--iterations 0`` scores the starting point); the test accuracy is 
     python experiments/omniglot.py --learner maml --ways 5 --shots 1 --seed 0
     python experiments/omniglot.py --learner maml --ways 5 --shots 1 --seed 0 --resume
 
-Writes ``<out>/metrics.csv``, ``<out>/learning_curve.png``, ``<out>/checkpoint.pt`` (to
-resume), ``<out>/learner.pt`` (the best initialisation, for
-``metarl.supervised.load_learner``) and ``<out>/results.json``.
+The data is read from ``--data`` or ``$METARL_DATA/omniglot``. Writes into ``--out``:
+``settings.json`` (the command and settings), ``metrics.csv`` (loss per iteration,
+validation accuracy at every check), TensorBoard events under ``<out>/tensorboard``,
+``checkpoint.pt`` (and ``checkpoint.prev.pt``; to resume with ``--resume``, also to train a
+finished run for longer with a larger ``--iterations``), ``learner.pt`` (the best
+initialisation, for ``metarl.load_learner``), ``learning_curve.png`` and ``results.json``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import shlex
-import sys
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
+import metarl
+from metarl.learners import LEARNERS
+from metarl.nn import Conv4
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.augment import ClassMix, RandomAffine, compose
 from metarl.supervised.data.omniglot import (
@@ -61,60 +61,100 @@ from metarl.supervised.data.omniglot import (
     with_rotations_if_short,
 )
 from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
-from metarl.supervised.fewshot import build_learner, save_learner
-from metarl.supervised.models import Conv4
-from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint, seed_everything
-from metarl.utils.cli import parse_settings
+from metarl.utils import CheckpointError, Run, RunError, load_checkpoint, seed_everything
+from metarl.utils.cli import Check, NonNegative, Positive, Probability, parse_settings
+from metarl.utils.run import plot_curves
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+SCRIPT = "experiments/omniglot.py"
+LearnerName = Literal[tuple(LEARNERS)]  # the names metarl.make_learner knows
+Count = Annotated[int, Positive]
+Steps = Annotated[int, NonNegative]
+AtLeastTwo = Check(lambda n: n >= 2, "must be >= 2")
+FilmBlock = Check(lambda n: 1 <= n <= 4, "must be one of the Conv-4 blocks 1-4")
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+# Settings a resumed run may change: how long it trains (a finished run continued, as the
+# 12k MAML run was), the threads (speed only; committed runs changed them between sessions),
+# and where its folder and the data are.
+RESUME_MAY_CHANGE = ("resume", "overwrite", "iterations", "threads", "out", "data")
 
 
 @dataclass
 class Settings:
     """Omniglot few-shot meta-training and evaluation."""
 
-    learner: str = "maml"  # any of metarl.supervised.fewshot.LEARNERS
-    ways: int = 5
-    shots: int = 1
-    queries: int = 15  # per class in validation and test episodes
-    train_queries: int | None = None  # per class in meta-training episodes (default: shots)
-    train_shots: int | None = None  # support per class in meta-training (None: shots; Reptile 10)
-    augment: str = "none"  # none | class | image | both: random affine maps in meta-training
-    elastic: float = 0.0  # > 0: smooth random warps of this size on top of the affine maps
-    mix_classes: float = 0.0  # probability that a meta-training class is two superimposed ones
+    learner: LearnerName = "maml"  # the meta-learner (a name of metarl.learners.LEARNERS)
+    ways: Annotated[int, AtLeastTwo] = 5  # classes per episode
+    shots: Count = 1  # support examples per class in validation and test
+    queries: Count = 15  # per class in validation and test episodes
+    train_queries: Count | None = None  # queries per class in meta-training (None: --shots)
+    train_shots: Count | None = None
+    """support per class in meta-training (None: setting_defaults: --shots; Reptile 10)"""
+    augment: Literal["none", "class", "image", "both"] = "none"
+    """random affine maps in meta-training: one per class, per image, or both"""
+    elastic: Annotated[float, NonNegative] = 0.0  # > 0: smooth random warps of this size on top
+    mix_classes: Annotated[float, Probability] = 0.0  # chance a meta-training class is two in one
     mirror_classes: bool = False  # mirror images of meta-training characters as extra classes
     within_alphabet: bool = False  # meta-training episodes draw all classes from one alphabet
-    meta_batch: int | None = None  # None: from setting_defaults (32; 16 at 20-way)
-    iterations: int = 20_000
-    inner_lr: float | None = None  # None: from setting_defaults (0.4; 0.1 at 20-way)
-    inner_steps: int | None = None  # None: from setting_defaults (1; 5 at 20-way)
-    eval_steps: int | None = None  # None: from setting_defaults (3; 5 at 20-way)
-    inner_rule: str | None = None  # Reptile only: sgd | adam (None: from setting_defaults)
-    inner_batch: int | None = None  # Reptile only: examples per inner step (0: all; None: 10)
-    outer_optimizer: str | None = None  # adam | sgd (None: sgd for Reptile, else adam)
-    outer_lr: float | None = None  # None: 1e-3 (Adam); Reptile's meta step 1.0 (SGD)
-    outer_schedule: str | None = None  # constant | linear (to 0 at the end; Reptile's default)
-    channels: int = 64
-    norm: str = "batch"  # batch | group | none
-    downsample: str = "stride"  # stride (the MAML code's Omniglot network) | maxpool
-    context_dim: int = 100  # CAML only: size of the FiLM context (the paper's value)
-    film_block: int = 3  # CAML only: the Conv-4 block (1-4) whose features the context modulates
-    val_every: int = 500
-    val_episodes: int = 200
-    test_episodes: int = 600
-    attack_epsilon: float = 0.0  # > 0: also test on FGSM-perturbed queries (ADML trains at 0.2)
-    query_batch: str = "per-class"  # per-class: classify queries in batches of one per class
-    seed: int = 0
-    data: str | None = None  # folder with the Omniglot zips (default: ../shared/data/omniglot)
-    out: str | None = None  # default: runs/omniglot/<learner>-<ways>way<shots>shot-seed<seed>
+    meta_batch: Count | None = None
+    """tasks per meta-batch (None: setting_defaults: 32; 16 at 20-way; Reptile 5; LSTM 8)"""
+    iterations: Steps = 20_000  # meta-iterations (0: score the start only)
+    inner_lr: Annotated[float, Positive] | None = None
+    """inner step size (None: setting_defaults: 0.4; 0.1 at 20-way); for --learner lstm the
+    LSTM meta-learner's initial step (its input gate's starting value, in (0, 1))"""
+    inner_steps: Steps | None = None
+    """inner steps in meta-training (None: setting_defaults: 1; 5 at 20-way; Reptile 5)"""
+    eval_steps: Steps | None = None
+    """inner steps at validation and test (None: setting_defaults: 3; 5 at 20-way; Reptile 50)"""
+    inner_rule: Literal["sgd", "adam"] | None = None
+    """Reptile only: its inner optimiser (None: setting_defaults, adam)"""
+    inner_batch: Steps | None = None
+    """Reptile only: examples per inner step (0: all; None: setting_defaults, 10; 20 at 20-way)"""
+    outer_optimizer: Literal["adam", "sgd"] | None = None
+    """the meta-optimiser (None: setting_defaults: sgd for Reptile, else adam)"""
+    outer_lr: Annotated[float, Positive] | None = None
+    """its step size (None: setting_defaults: 1e-3; Reptile's meta step 1.0)"""
+    outer_schedule: Literal["constant", "linear"] | None = None
+    """outer step size over the run: constant, or linear to 0 at the end (None:
+    setting_defaults: linear for Reptile, else constant)"""
+    channels: Count = 64  # channels of each Conv-4 block
+    norm: Literal["batch", "group", "none"] = "batch"  # normalisation in the Conv-4 blocks
+    downsample: Literal["stride", "maxpool"] = "stride"  # stride: the MAML code's network
+    context_dim: Count = 100  # CAML only: size of the FiLM context
+    film_block: Annotated[int, FilmBlock] = 3  # CAML only: the block the context modulates
+    val_every: Count = 500  # meta-iterations between validations
+    val_episodes: Count = 200  # validation episodes (the same ones each time)
+    test_episodes: Annotated[int, AtLeastTwo] = 600  # Sanskrit test episodes (for a 95% interval)
+    attack_epsilon: Annotated[float, NonNegative] = 0.0
+    """> 0: also test on FGSM-perturbed queries of this size (ADML trains at 0.2)"""
+    query_batch: Literal["per-class", "all"] = "per-class"
+    """classify validation and test queries in batches of one per class, or all in one"""
+    seed: int = 0  # seeds the initialisation and every split's episodes
+    data: str | None = None  # folder with the Omniglot zips (None: $METARL_DATA/omniglot)
+    out: str | None = None
+    """run folder (None: runs/omniglot/<learner>-<ways>way<shots>shot-seed<seed>)"""
     init_from: str | None = None  # model.pt of omniglot_baseline.py: its conv blocks start the run
-    checkpoint_every: int = 500
-    resume: bool = False
-    threads: int = 2
+    checkpoint_every: Count = 500  # meta-iterations between checkpoints
+    resume: bool = False  # continue the run in --out from its checkpoint.pt
+    overwrite: bool = False  # replace a run already in --out
+    threads: Count = 2  # torch threads
+
+    def validate(self) -> None:
+        if self.elastic > 0 and self.augment == "none":
+            raise ValueError("--elastic warps come with the affine maps: set --augment as well")
+        given = [f for f in ("inner_rule", "inner_batch") if getattr(self, f) is not None]
+        if given and self.learner != "reptile":
+            flags = " and ".join("--" + f.replace("_", "-") for f in given)
+            raise ValueError(f"{flags}: learner {self.learner!r} takes no options (Reptile's)")
+        if self.learner == "lstm" and self.inner_lr is not None and not 0 < self.inner_lr < 1:
+            raise ValueError(
+                f"--inner-lr is the LSTM meta-learner's initial step, a gate value in (0, 1), "
+                f"got {self.inner_lr}"
+            )
+        if self.init_from is not None and not Path(self.init_from).is_file():
+            raise ValueError(f"--init-from {self.init_from}: no such file")
 
 
-def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
+def setting_defaults(learner: str, ways: int) -> dict[str, float | int | str]:
     """Values for the settings left unset, by learner and number of ways.
 
     The MAML paper's (5-way: inner step 0.4, 1 step, 3 at test, 32 tasks; 20-way: 0.1, 5
@@ -128,16 +168,15 @@ def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
     the third block, to 1.41 in 200 at the first); 8 tasks for the LSTM meta-learner, whose
     coordinate-wise LSTM runs over every weight of every task.
     """
-    values: dict[str, float | int | str] = {
-        "inner_lr": 0.4, "inner_steps": 1, "eval_steps": 3, "meta_batch": 32,
-        "outer_optimizer": "adam", "outer_lr": 1e-3, "outer_schedule": "constant",
-    }  # fmt: skip
+    values: dict[str, float | int | str] = {}
+    values.update(inner_lr=0.4, inner_steps=1, eval_steps=3, meta_batch=32)
+    values.update(outer_optimizer="adam", outer_lr=1e-3, outer_schedule="constant")
     if ways >= 20:
         values.update(inner_lr=0.1, inner_steps=5, eval_steps=5, meta_batch=16)
     if learner == "reptile":
-        values.update(inner_lr=0.001, inner_steps=5, eval_steps=50, meta_batch=5, train_shots=10,
-                      inner_rule="adam", inner_batch=10, outer_optimizer="sgd", outer_lr=1.0,
-                      outer_schedule="linear")  # fmt: skip
+        values.update(inner_lr=0.001, inner_steps=5, eval_steps=50, meta_batch=5, train_shots=10)
+        values.update(inner_rule="adam", inner_batch=10)
+        values.update(outer_optimizer="sgd", outer_lr=1.0, outer_schedule="linear")
         if ways >= 20:
             values.update(inner_lr=0.0005, inner_steps=10, inner_batch=20)
     if learner == "caml":
@@ -147,7 +186,26 @@ def setting_defaults(learner: str, ways: int) -> dict[str, float | int]:
     return values
 
 
-def init_blocks_from_reference(model: Conv4, path: str | os.PathLike) -> None:
+def with_defaults(s: Settings) -> Settings:
+    """``s`` with every setting left at ``None`` that ``setting_defaults`` names filled in."""
+    defaults = setting_defaults(s.learner, s.ways)
+    return replace(s, **{k: v for k, v in defaults.items() if getattr(s, k) is None})
+
+
+def learner_arguments(s: Settings) -> dict[str, Any]:
+    """The constructor arguments of the learner class ``s.learner`` names."""
+    if s.learner == "lstm":  # --inner-lr is its initial step (the input gate's start)
+        return {"inner_steps": s.inner_steps, "initial_step": s.inner_lr}
+    arguments: dict[str, Any] = {"inner_lr": s.inner_lr, "inner_steps": s.inner_steps}
+    if s.learner == "reptile":
+        # The committed Reptile runs drew their mini-batch order from the global torch RNG
+        # (seeded by seed_everything, restored on resume by the runner): it still does.
+        arguments.update(inner_rule=s.inner_rule, inner_batch=s.inner_batch or None)
+        arguments.update(generator=torch.default_generator)
+    return arguments
+
+
+def init_blocks_from_reference(model: Conv4, path: str | Path) -> None:
     """Start ``model``'s four conv blocks from those of a classifier saved by
     ``experiments/omniglot_baseline.py`` (its ``model.pt``), and its head at zero.
 
@@ -159,139 +217,159 @@ def init_blocks_from_reference(model: Conv4, path: str | os.PathLike) -> None:
     saved = load_checkpoint(path)
     reference = Conv4(**saved["model"])
     if repr(reference.features) != repr(model.features):
-        raise SystemExit(f"--init-from {path}: its conv blocks differ from this run's network "
-                         f"(--channels, --norm, --downsample)\n{reference.features}\nagainst\n"
-                         f"{model.features}")  # fmt: skip
+        raise SystemExit(
+            f"--init-from {path}: its conv blocks differ from this run's network "
+            f"(--channels, --norm, --downsample)\n{reference.features}\nagainst\n{model.features}"
+        )
     reference.load_state_dict(saved["state_dict"])
     model.features.load_state_dict(reference.features.state_dict())
     nn.init.zeros_(model.head.weight)
     nn.init.zeros_(model.head.bias)
 
 
+def unrecorded_settings(out: Path) -> tuple[str, ...]:
+    """The settings a run from before ``settings.json`` did not record (none for later runs).
+
+    Such a run's ``checkpoint.pt`` holds the settings it ran with, without those added to
+    this script since; resuming it compares only the ones it recorded.
+    """
+    ckpt = out / "checkpoint.pt"
+    if (out / "settings.json").exists() or not ckpt.is_file():
+        return ()
+    try:
+        saved = load_checkpoint(ckpt).get("settings")
+    except CheckpointError:  # the runner says what is wrong with it
+        return ()
+    if not isinstance(saved, dict):
+        return ()
+    return tuple(f.name for f in fields(Settings) if f.name not in saved)
+
+
 def main(argv: list[str] | None = None) -> dict:
-    s = parse_settings(Settings, argv)
-    unset = {k: v for k, v in setting_defaults(s.learner, s.ways).items() if getattr(s, k) is None}
-    s = replace(s, **unset)
-    if s.elastic > 0 and s.augment == "none":
-        raise ValueError("--elastic warps come with the affine maps: set --augment as well")
-    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-    if s.outer_optimizer not in optimizers or s.outer_schedule not in ("constant", "linear"):
-        raise ValueError(
-            f"outer optimizer must be one of {list(optimizers)} and schedule "
-            f"constant or linear, got {s.outer_optimizer!r}, {s.outer_schedule!r}"
-        )
+    s = with_defaults(parse_settings(Settings, argv))
     torch.set_num_threads(s.threads)
     seed_everything(s.seed)
     out = Path(s.out or f"runs/omniglot/{s.learner}-{s.ways}way{s.shots}shot-seed{s.seed}")
-    train = with_rotations(load_omniglot("train", s.data), mirror=s.mirror_classes)
+    try:
+        train = with_rotations(load_omniglot("train", s.data), mirror=s.mirror_classes)
+        val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
+    except FileNotFoundError as err:
+        raise SystemExit(str(err)) from err
     train_queries = s.shots if s.train_queries is None else s.train_queries
     train_shots = s.shots if s.train_shots is None else s.train_shots
-    val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
     val, val_rotated = with_rotations_if_short(val, s.ways)
     if val_rotated:
-        print(f"meta-validation has {len(val.class_names) // 4} characters, fewer than "
-              f"{s.ways} ways: validating with their rotations as extra classes")  # fmt: skip
+        print(
+            f"meta-validation has {len(val.class_names) // 4} characters, fewer than "
+            f"{s.ways} ways: validating with their rotations as extra classes"
+        )
     transforms = [ClassMix(s.mix_classes)] if s.mix_classes > 0 else []
     if s.augment != "none":
         transforms.append(RandomAffine(s.augment, elastic=s.elastic))
     augment = compose(*transforms) if transforms else None
     groups = alphabet_groups(train) if s.within_alphabet else None
     val_seed = split_seed(s.seed, "val")
+    train_seed, test_seed = split_seed(s.seed, "train"), split_seed(s.seed, "test")
     episodes = {
         "train": EpisodeSampler(
             *train[:2],
             s.ways,
             train_shots,
             train_queries,
-            seed=split_seed(s.seed, "train"),
+            seed=train_seed,
             transform=augment,
             class_groups=groups,
-        ),  # fmt: skip
-        "val": EpisodeSampler(*val[:2], s.ways, s.shots, s.queries, seed=val_seed),
-        "test": EpisodeSampler(
-            *test[:2], s.ways, s.shots, s.queries, seed=split_seed(s.seed, "test")
         ),
+        "val": EpisodeSampler(*val[:2], s.ways, s.shots, s.queries, seed=val_seed),
+        "test": EpisodeSampler(*test[:2], s.ways, s.shots, s.queries, seed=test_seed),
     }
-    model_spec = {"name": "Conv4", "ways": s.ways, "channels": s.channels, "norm": s.norm,
-                  "downsample": s.downsample}  # fmt: skip
-    if s.learner == "caml":
-        model_spec.update(context_dim=s.context_dim, film_block=s.film_block)
-    options = {}
-    if s.inner_rule is not None or s.inner_batch is not None:
-        options = {"inner_rule": s.inner_rule or "sgd", "inner_batch": s.inner_batch or None}
-    learner = build_learner(s.learner, model_spec, s.inner_lr, s.inner_steps, options)
+    film = {"context_dim": s.context_dim, "film_block": s.film_block} if s.learner == "caml" else {}
+    model = Conv4(ways=s.ways, channels=s.channels, norm=s.norm, downsample=s.downsample, **film)
+    learner = metarl.make_learner(s.learner, model, **learner_arguments(s))
+    learner.eval_steps = s.eval_steps
     if s.init_from is not None:  # a resumed run's checkpoint overwrites these below
         init_blocks_from_reference(learner.model, s.init_from)
-    optimizer = optimizers[s.outer_optimizer](learner.parameters(), lr=s.outer_lr)
-
-    start, elapsed, best_val = 0, 0.0, -1.0
-    ckpt_path, best_path = out / "checkpoint.pt", out / "learner.pt"
-    if s.resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        learner.load_state_dict(ckpt["learner"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        episodes["train"].rng.bit_generator.state = ckpt["train_rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        start, elapsed, best_val = ckpt["iteration"], ckpt["elapsed"], ckpt["best_val"]
-        print(f"resumed from {ckpt_path} at iteration {start}")
-    logger = CSVLogger(out / "metrics.csv", resume_from=start or None)  # None: a fresh file
+    optimizer = OPTIMIZERS[s.outer_optimizer](learner.parameters(), lr=s.outer_lr)
+    ignore = (*RESUME_MAY_CHANGE, *(unrecorded_settings(out) if s.resume else ()))
+    try:
+        run = Run(
+            out,
+            s,
+            resume=s.resume,
+            overwrite=s.overwrite,
+            argv=argv,
+            script=SCRIPT,
+            ignore=ignore,
+            outputs=("learner.pt", "learning_curve.png"),
+        )
+    except RunError as err:
+        raise SystemExit(str(err)) from err
+    best_path = out / "learner.pt"
+    best_val = -1.0
 
     def validate(iteration: int) -> float:
         """Accuracy on the fixed validation episodes; a new best is saved as ``learner.pt``."""
         nonlocal best_val
         episodes["val"].rng = np.random.default_rng(val_seed)  # the same episodes every time
-        accuracy = sampled_accuracies(learner, episodes["val"], s.val_episodes, s.eval_steps,
-                                      query_batch=s.query_batch)[0].mean().item()  # fmt: skip
+        sampler, n = episodes["val"], s.val_episodes
+        scores = sampled_accuracies(learner, sampler, n, s.eval_steps, query_batch=s.query_batch)[0]
+        accuracy = scores.mean().item()
         if accuracy > best_val:
             best_val = accuracy
-            save_learner(best_path, learner, s.learner, model_spec, s.eval_steps, s.inner_lr,
-                         {"iteration": iteration, "val_accuracy": accuracy}, options)  # fmt: skip
+            extra = {"iteration": iteration, "val_accuracy": accuracy}
+            metarl.save_learner(best_path, learner, extra=extra)
         return accuracy
 
-    t0 = time.perf_counter()
-    if start == 0:  # the starting point competes too (with --init-from it may be hard to beat)
-        val_acc = validate(0)
-        print(f"iteration 0: val {val_acc:.3f}", flush=True)
-        logger.log({"step": 0, "loss": "", "val_accuracy": val_acc, "wall_s": 0.0})
-    bar = tqdm(range(start, s.iterations), initial=start, total=s.iterations, file=sys.stdout,
-               desc=f"{s.learner} {s.ways}-way {s.shots}-shot", disable=None)  # fmt: skip
-    for it in bar:
-        if s.outer_schedule == "linear":  # from outer_lr at the start to 0 after the last
-            optimizer.param_groups[0]["lr"] = s.outer_lr * (1 - it / s.iterations)
-        loss = learner.meta_loss(episodes["train"].sample(s.meta_batch), F.cross_entropy)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        row = {"step": it + 1, "loss": loss.item(), "val_accuracy": ""}
-        if (it + 1) % s.val_every == 0 or it + 1 == s.iterations:
-            row["val_accuracy"] = val_acc = validate(it + 1)
-            bar.set_postfix_str(f"loss {loss.item():.3f}, val acc {val_acc:.3f}")
-            if bar.disable:
-                print(f"iteration {it + 1}: loss {loss.item():.3f}, val {val_acc:.3f}", flush=True)
-        logger.log({**row, "wall_s": elapsed + time.perf_counter() - t0})
-        if (it + 1) % s.checkpoint_every == 0 or it + 1 == s.iterations:
-            save_checkpoint(
-                {"learner": learner.state_dict(), "optimizer": optimizer.state_dict(),
-                 "train_rng": episodes["train"].rng.bit_generator.state,
-                 "torch_rng": torch.get_rng_state(), "iteration": it + 1,
-                 "elapsed": elapsed + time.perf_counter() - t0, "best_val": best_val,
-                 "settings": asdict(s)},
-                ckpt_path,
-            )  # fmt: skip
-    train_wall = elapsed + time.perf_counter() - t0
+    with run.interruptible():
+        state = run.restore()
+        if state is not None:
+            learner.load_state_dict(state["learner"])
+            optimizer.load_state_dict(state["optimizer"])
+            episodes["train"].rng.bit_generator.state = state["train_rng"]
+            best_val = state["best_val"]
+        bar = run.progress(s.iterations, f"{s.learner} {s.ways}-way {s.shots}-shot")
+        if run.start_iteration == 0:  # the start competes too (with --init-from it may win)
+            val_acc = validate(0)
+            run.log(0, loss="", val_accuracy=val_acc, wall_s=run.wall_s)
+            run.status(0, f"val {val_acc:.3f}", every=1)
+        for it in bar:
+            if s.outer_schedule == "linear":  # from outer_lr at the start to 0 after the last
+                optimizer.param_groups[0]["lr"] = s.outer_lr * (1 - it / s.iterations)
+            loss = learner.meta_loss(episodes["train"].sample(s.meta_batch), F.cross_entropy)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            val_now: float | str = ""
+            if (it + 1) % s.val_every == 0 or it + 1 == s.iterations:
+                val_now = validate(it + 1)
+            run.log(it + 1, loss=loss.item(), val_accuracy=val_now, wall_s=run.wall_s)
+            shown = f"loss {loss.item():.3f}" + (f", val {val_now:.3f}" if val_now != "" else "")
+            run.status(it + 1, shown, every=s.val_every)
+            if (it + 1) % s.checkpoint_every == 0 or it + 1 == s.iterations:
+                train_rng = episodes["train"].rng.bit_generator.state
+                run.save(
+                    {
+                        "learner": learner.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "train_rng": train_rng,
+                        "best_val": best_val,
+                    },
+                    it + 1,
+                )
 
-    best = load_checkpoint(best_path)
-    learner.load_state_dict(best["state_dict"])
-    accuracy, attacked = sampled_accuracies(
-        learner, episodes["test"], s.test_episodes, s.eval_steps, s.attack_epsilon, s.query_batch
-    )
+        best = load_checkpoint(best_path)  # the kept learner: its weights and when it was kept
+        learner.load_state_dict(best["state_dict"])
+        test_args = (s.test_episodes, s.eval_steps, s.attack_epsilon, s.query_batch)
+        accuracy, attacked = sampled_accuracies(learner, episodes["test"], *test_args)
     adversarial = {}
     if attacked is not None:
         adv_mean, adv_ci = mean_and_ci95(attacked)
-        adversarial = {"attack_epsilon": s.attack_epsilon, "adversarial_accuracy": adv_mean,
-                       "adversarial_ci95": adv_ci}  # fmt: skip
+        adversarial = {
+            "attack_epsilon": s.attack_epsilon,
+            "adversarial_accuracy": adv_mean,
+            "adversarial_ci95": adv_ci,
+        }
     mean, ci = mean_and_ci95(accuracy)
-    cli_args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
     result = {
         "learner": s.learner,
         "ways": s.ways,
@@ -303,33 +381,27 @@ def main(argv: list[str] | None = None) -> dict:
         "best_iteration": best["extra"]["iteration"],
         "val_accuracy": best["extra"]["val_accuracy"],
         "val_rotated": val_rotated,
-        "train_wall_s": round(train_wall, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {s.threads} torch threads",
-        "command": "python experiments/omniglot.py " + shlex.join(cli_args),
-        "settings": asdict(s),
     }
-    (out / "results.json").write_text(json.dumps(result, indent=2))
-    plot_learning_curve(out)
-    print(f"{s.learner} {s.ways}-way {s.shots}-shot on Sanskrit: {100 * mean:.2f} ± "
-          f"{100 * ci:.2f}% over {s.test_episodes} episodes (best val at iteration "
-          f"{result['best_iteration']}); trained in {train_wall / 60:.1f} min")  # fmt: skip
+    written = run.write_results(result)
+    plot_curves(
+        out / "metrics.csv",
+        "step",
+        {"val_accuracy": "meta-validation"},
+        "meta-validation accuracy",
+        out / "learning_curve.png",
+        title=str(out),
+    )
+    print(
+        f"{s.learner} {s.ways}-way {s.shots}-shot on Sanskrit: {100 * mean:.2f} ± "
+        f"{100 * ci:.2f}% over {s.test_episodes} episodes (best val at iteration "
+        f"{result['best_iteration']}); trained in {run.wall_s / 60:.1f} min"
+    )
     if adversarial:
-        print(f"under FGSM (epsilon {s.attack_epsilon}): {100 * adv_mean:.2f} ± "
-              f"{100 * adv_ci:.2f}%")  # fmt: skip
-    return result
-
-
-def plot_learning_curve(out: Path) -> None:
-    rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()]
-    col = {name: i for i, name in enumerate(rows[0])}
-    val = [(int(r[col["step"]]), float(r[col["val_accuracy"]])) for r in rows[1:]
-           if r[col["val_accuracy"]]]  # fmt: skip
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([v[0] for v in val], [v[1] for v in val], "o-")
-    ax.set(xlabel="meta-iteration", ylabel="meta-validation accuracy", title=str(out))
-    fig.tight_layout()
-    fig.savefig(out / "learning_curve.png", dpi=110)
-    plt.close(fig)
+        print(
+            f"under FGSM (epsilon {s.attack_epsilon}): {100 * adv_mean:.2f} ± {100 * adv_ci:.2f}%"
+        )
+    run.finish()
+    return json.loads(written.read_text())
 
 
 if __name__ == "__main__":

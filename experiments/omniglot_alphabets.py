@@ -12,38 +12,52 @@ classifies the same number of episodes of each kind with the same learner:
     python experiments/omniglot_alphabets.py \\
         --learner experiments/results/omniglot/maml-5way1shot-augclass-seed0/learner.pt
 
-Prints both accuracies with 95% intervals and writes them to ``alphabets.json`` beside the
-learner.
+The data is read from ``--data`` or ``$METARL_DATA/omniglot``. Prints both accuracies with
+95% intervals and writes them, with the command, settings, machine and versions, to
+``alphabets.json`` beside the learner (in its training run's folder, which is why this script
+writes no run folder of its own); an existing ``alphabets.json`` is replaced only with
+``--overwrite``.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import shlex
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
 
-from metarl.supervised import EpisodeSampler, load_learner, load_omniglot
+import metarl
+from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.omniglot import LabelledImages, alphabet_groups
 from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
-from metarl.utils import seed_everything
-from metarl.utils.cli import parse_settings
+from metarl.utils import machine, seed_everything, versions
+from metarl.utils.checkpoint import write_atomic
+from metarl.utils.cli import Check, Positive, parse_settings
+
+SCRIPT = "experiments/omniglot_alphabets.py"
+Count = Annotated[int, Positive]
+AtLeastTwo = Check(lambda n: n >= 2, "must be >= 2")
 
 
 @dataclass
 class Settings:
     """Within- vs across-alphabet accuracy of a trained Omniglot learner."""
 
-    learner: str = ""  # path of a learner.pt written by experiments/omniglot.py
-    ways: int = 5
-    shots: int = 1
-    queries: int = 15
-    episodes: int = 600
-    seed: int = 0
-    data: str | None = None  # folder with the Omniglot zips (default: ../shared/data/omniglot)
-    threads: int = 2
+    learner: str  # path of a learner.pt written by experiments/omniglot.py
+    ways: Annotated[int, AtLeastTwo] = 5  # classes per episode (the learner's output layer's)
+    shots: Count = 1  # support examples per class
+    queries: Count = 15  # query examples per class
+    episodes: Annotated[int, AtLeastTwo] = 600  # episodes of each kind (for a 95% interval)
+    seed: int = 0  # seeds the episodes
+    data: str | None = None  # folder with the Omniglot zips (None: $METARL_DATA/omniglot)
+    overwrite: bool = False  # replace an alphabets.json already beside the learner
+    threads: Count = 2  # torch threads
 
 
 def held_out_pool(root: str | None) -> LabelledImages:
@@ -59,24 +73,44 @@ def held_out_pool(root: str | None) -> LabelledImages:
 
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
-    if not s.learner:
-        raise SystemExit("--learner is required: a learner.pt written by experiments/omniglot.py")
+    out = Path(s.learner).with_name("alphabets.json")
+    if not Path(s.learner).is_file():
+        raise SystemExit(f"--learner {s.learner}: no such file (a learner.pt of omniglot.py)")
+    if out.exists() and not s.overwrite:
+        raise SystemExit(f"{out} already exists: pass --overwrite to replace it")
     torch.set_num_threads(s.threads)
     seed_everything(s.seed)
-    classifier = load_learner(s.learner)
-    pool = held_out_pool(s.data)
-    result: dict = {"settings": asdict(s)}
+    learner = metarl.load_learner(s.learner)
+    classes = getattr(learner.model, "output_size", None)
+    if classes is not None and s.ways != classes:
+        raise SystemExit(
+            f"--ways {s.ways}: the learner {s.learner} has a {classes}-class output layer, "
+            "so it can only be scored on episodes of that many ways"
+        )
+    try:
+        pool = held_out_pool(s.data)
+    except FileNotFoundError as err:
+        raise SystemExit(str(err)) from err
+    args = sys.argv[1:] if argv is None else argv
+    result: dict = {
+        "settings": asdict(s),
+        "command": shlex.join(["python", SCRIPT, *(a for a in args if a != "--overwrite")]),
+    }
     for kind, groups in (("within", alphabet_groups(pool)), ("across", None)):
-        sampler = EpisodeSampler(pool.images, pool.labels, s.ways, s.shots, s.queries,
-                                 seed=s.seed, class_groups=groups)  # fmt: skip
-        accuracy = sampled_accuracies(classifier.learner, sampler, s.episodes,
-                                      classifier.eval_steps)[0]  # fmt: skip
+        sampler = EpisodeSampler(
+            pool.images, pool.labels, s.ways, s.shots, s.queries, seed=s.seed, class_groups=groups
+        )
+        accuracy = sampled_accuracies(learner, sampler, s.episodes, learner.eval_steps)[0]
         mean, ci = mean_and_ci95(accuracy)
         result[kind] = {"accuracy": mean, "ci95": ci}
-        print(f"{kind}-alphabet {s.ways}-way {s.shots}-shot: {100 * mean:.2f} ± {100 * ci:.2f}% "
-              f"over {s.episodes} episodes")  # fmt: skip
-    out = Path(s.learner).with_name("alphabets.json")
-    out.write_text(json.dumps(result, indent=2))
+        print(
+            f"{kind}-alphabet {s.ways}-way {s.shots}-shot: {100 * mean:.2f} ± {100 * ci:.2f}% "
+            f"over {s.episodes} episodes"
+        )
+    now = datetime.datetime.now(datetime.timezone.utc)
+    result.update(machine=machine(), versions=versions(), date=now.isoformat(timespec="seconds"))
+    write_atomic(out, (json.dumps(result, indent=2) + "\n").encode())
+    print(f"results in {out}")
     return result
 
 

@@ -21,26 +21,26 @@ Sanskrit episodes of each of the four settings (5/20-way, 1/5-shot; seeds as in
 to measure how the test accuracy grows with the size of the meta-training set; pass
 ``--epochs`` scaled by 183/N to keep the number of optimiser steps.
 
-Writes ``<out>/metrics.csv`` (per epoch: loss, validation accuracy), ``<out>/model.pt`` (the
-kept network's state dict and constructor arguments) and ``<out>/results.json``.
+The data is read from ``--data`` or ``$METARL_DATA/omniglot``. Writes into ``--out``:
+``settings.json`` (the command and settings), ``metrics.csv`` (per epoch: loss, validation
+accuracy), TensorBoard events under ``<out>/tensorboard``, ``checkpoint.pt`` (and
+``checkpoint.prev.pt``; after every epoch, to continue with ``--resume``), ``model.pt`` (the
+kept network's state dict and constructor arguments, for ``--init-from`` of
+``experiments/omniglot.py``) and ``results.json``.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import platform
-import shlex
-import sys
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from metarl.nn import Conv4
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.augment import RandomAffine
 from metarl.supervised.data.omniglot import (
@@ -50,30 +50,42 @@ from metarl.supervised.data.omniglot import (
     with_rotations_if_short,
 )
 from metarl.supervised.evaluate import mean_and_ci95
-from metarl.supervised.models import Conv4
-from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint, seed_everything
-from metarl.utils.cli import parse_settings
+from metarl.utils import Run, RunError, load_checkpoint, save_checkpoint, seed_everything
+from metarl.utils.cli import Check, NonEmpty, Positive, parse_settings
+
+SCRIPT = "experiments/omniglot_baseline.py"
+Count = Annotated[int, Positive]
+AtLeastTwo = Check(lambda n: n >= 2, "must be >= 2")
+# Settings a resumed run may change: how long it trains, its threads (speed only), and where
+# its folder and the data are.
+RESUME_MAY_CHANGE = ("resume", "overwrite", "epochs", "threads", "out", "data")
 
 
 @dataclass
 class Settings:
     """Train a Conv-4 classifier on all meta-training classes; test it by nearest class mean."""
 
-    ways: tuple[int, ...] = (5, 20)  # tested at each of these ways and shots; validated at the
-    shots: tuple[int, ...] = (1, 5)  # first of each
-    epochs: int = 30
-    characters: int | None = None  # meta-training characters used (drawn from --seed); None: all
-    batch_size: int = 128
-    lr: float = 1e-3
-    augment: str = "image"  # none | image: a random affine map per training image
-    downsample: str = "maxpool"  # maxpool | stride (the Conv-4 variants of experiments/omniglot.py)
-    queries: int = 15
-    val_episodes: int = 200
-    test_episodes: int = 600
-    seed: int = 0
-    data: str | None = None
-    threads: int = 1
-    out: str = "experiments/results/omniglot/baseline-seed0"
+    ways: Annotated[tuple[int, ...], AtLeastTwo, NonEmpty] = (5, 20)
+    """ways of the test episodes, each with each --shots (validation at the first)"""
+    shots: Annotated[tuple[int, ...], Positive, NonEmpty] = (1, 5)
+    """shots of the test episodes (validation: the first)"""
+    epochs: Count = 30  # passes over the meta-training images
+    characters: Count | None = None
+    """meta-training characters used, drawn from --seed (None: all 183)"""
+    batch_size: Count = 128  # images per mini-batch
+    lr: Annotated[float, Positive] = 1e-3  # Adam's step size
+    augment: Literal["none", "image"] = "image"  # image: a random affine map per training image
+    downsample: Literal["maxpool", "stride"] = "maxpool"
+    """the Conv-4 variant (those of experiments/omniglot.py)"""
+    queries: Count = 15  # per class in validation and test episodes
+    val_episodes: Count = 200  # validation episodes (the same ones every epoch)
+    test_episodes: Annotated[int, AtLeastTwo] = 600  # Sanskrit test episodes per setting
+    seed: int = 0  # seeds the network, the batches and every split's episodes
+    data: str | None = None  # folder with the Omniglot zips (None: $METARL_DATA/omniglot)
+    threads: Count = 1  # torch threads
+    out: str = "experiments/results/omniglot/baseline-seed0"  # run folder
+    resume: bool = False  # continue the run in --out from its checkpoint.pt
+    overwrite: bool = False  # replace a run already in --out
 
 
 def episode_accuracies(model: Conv4, sampler: EpisodeSampler, episodes: int) -> torch.Tensor:
@@ -93,21 +105,20 @@ def episode_accuracies(model: Conv4, sampler: EpisodeSampler, episodes: int) -> 
 
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
-    if s.augment not in ("none", "image"):
-        raise SystemExit(f"--augment must be none or image, got {s.augment!r}")
-    if min(s.epochs, s.batch_size) < 1:
-        raise SystemExit("--epochs and --batch-size must be at least 1")
     torch.set_num_threads(s.threads)
     seed_everything(s.seed)
-    out = Path(s.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    train = load_omniglot("train", s.data)
+    try:
+        train = load_omniglot("train", s.data)
+        val, _ = with_rotations_if_short(load_omniglot("val", s.data), s.ways[0])
+        test = load_omniglot("test", s.data)
+    except FileNotFoundError as err:
+        raise SystemExit(str(err)) from err
     if s.characters is not None:  # a data-size measurement: fewer characters, same test
-        train = subset_classes(train, s.characters, s.seed)
+        try:
+            train = subset_classes(train, s.characters, s.seed)
+        except ValueError as err:
+            raise SystemExit(f"--characters {s.characters}: {err}") from err
     train = with_rotations(train)
-    val, _ = with_rotations_if_short(load_omniglot("val", s.data), s.ways[0])
-    test = load_omniglot("test", s.data)
     images = torch.from_numpy(train.images).float().div(255).unsqueeze(1)  # [N, 1, 28, 28]
     labels = torch.from_numpy(train.labels).long()
     classes = len(train.class_names)
@@ -119,52 +130,79 @@ def main(argv: list[str] | None = None) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
     augment = RandomAffine(per="image") if s.augment == "image" else None
     rng = np.random.default_rng(s.seed)
-    log = CSVLogger(out / "metrics.csv")
-    best = (-1.0, 0)
-    start = time.perf_counter()
-    for epoch in tqdm(range(1, s.epochs + 1), desc="epochs"):
-        model.train()
-        order = torch.from_numpy(rng.permutation(len(labels)))
-        losses = []
-        for batch in order.split(s.batch_size):
-            x = images[batch]
-            if augment is not None:
-                x = augment(x.view(1, len(batch), 1, *x.shape[1:]), rng).view_as(x)
-            loss = F.cross_entropy(model(x), labels[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        val_sampler.rng = np.random.default_rng(val_seed)  # the same episodes every epoch
-        val_accuracy = episode_accuracies(model, val_sampler, s.val_episodes).mean().item()
-        log.log({"step": epoch, "loss": float(np.mean(losses)), "val_accuracy": val_accuracy,
-                 "wall_s": time.perf_counter() - start})  # fmt: skip
-        if val_accuracy > best[0]:
-            best = (val_accuracy, epoch)
-            save_checkpoint({"model": spec, "state_dict": model.state_dict()}, out / "model.pt")
-    train_wall = time.perf_counter() - start
+    try:
+        run = Run(
+            s.out,
+            s,
+            resume=s.resume,
+            overwrite=s.overwrite,
+            argv=argv,
+            script=SCRIPT,
+            ignore=RESUME_MAY_CHANGE,
+            outputs=("model.pt",),
+        )
+    except RunError as err:
+        raise SystemExit(str(err)) from err
+    model_path = run.out / "model.pt"
+    best = (-1.0, 0)  # validation accuracy and epoch of the kept network
+    with run.interruptible():
+        state = run.restore()
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            rng.bit_generator.state = state["rng"]
+            best = (state["best_val"], state["best_epoch"])
+        for done in run.progress(s.epochs, "epochs"):  # epochs done before this one
+            epoch = done + 1
+            model.train()
+            order = torch.from_numpy(rng.permutation(len(labels)))
+            losses = []
+            for batch in order.split(s.batch_size):
+                x = images[batch]
+                if augment is not None:
+                    x = augment(x.view(1, len(batch), 1, *x.shape[1:]), rng).view_as(x)
+                loss = F.cross_entropy(model(x), labels[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            val_sampler.rng = np.random.default_rng(val_seed)  # the same episodes every epoch
+            val_accuracy = episode_accuracies(model, val_sampler, s.val_episodes).mean().item()
+            mean_loss = float(np.mean(losses))
+            run.log(epoch, loss=mean_loss, val_accuracy=val_accuracy, wall_s=run.wall_s)
+            run.status(epoch, f"loss {mean_loss:.3f}, val {val_accuracy:.3f}", every=1)
+            if val_accuracy > best[0]:
+                best = (val_accuracy, epoch)
+                save_checkpoint({"model": spec, "state_dict": model.state_dict()}, model_path)
+            run.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "best_val": best[0],
+                    "best_epoch": best[1],
+                },
+                epoch,
+            )
 
-    model.load_state_dict(load_checkpoint(out / "model.pt")["state_dict"])
-    tests = {}
-    for ways, shots in itertools.product(s.ways, s.shots):
-        sampler = EpisodeSampler(*test[:2], ways, shots, s.queries, seed=split_seed(s.seed, "test"))
-        mean, ci = mean_and_ci95(episode_accuracies(model, sampler, s.test_episodes))
-        tests[f"{ways}-way {shots}-shot"] = {"accuracy": mean, "ci95": ci}
-        print(f"Sanskrit {ways}-way {shots}-shot: {100 * mean:.2f} +- {100 * ci:.2f}%")
-    cli_args = sys.argv[1:] if argv is None else argv
+        model.load_state_dict(load_checkpoint(model_path)["state_dict"])
+        tests = {}
+        for ways, shots in itertools.product(s.ways, s.shots):
+            test_seed = split_seed(s.seed, "test")
+            sampler = EpisodeSampler(*test[:2], ways, shots, s.queries, seed=test_seed)
+            mean, ci = mean_and_ci95(episode_accuracies(model, sampler, s.test_episodes))
+            tests[f"{ways}-way {shots}-shot"] = {"accuracy": mean, "ci95": ci}
+            print(f"Sanskrit {ways}-way {shots}-shot: {100 * mean:.2f} +- {100 * ci:.2f}%")
     result = {
         "method": "classifier of all meta-training classes, cosine nearest class mean",
         "test": tests,
         "test_episodes": s.test_episodes,
         "val_accuracy": best[0],
         "best_epoch": best[1],
-        "train_wall_s": train_wall,
-        "settings": asdict(s),
-        "command": "python experiments/omniglot_baseline.py " + shlex.join(cli_args),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
     }
-    (out / "results.json").write_text(json.dumps(result, indent=2))
-    return result
+    written = run.write_results(result)
+    run.finish()
+    return json.loads(written.read_text())
 
 
 if __name__ == "__main__":

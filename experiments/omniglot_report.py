@@ -24,15 +24,15 @@ al. 2017, Table 1; Reptile, Nichol et al. 2018, Table 2 (transductive).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-import matplotlib
+from matplotlib.figure import Figure  # no pyplot: no global backend, nothing left open
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from metarl.utils.cli import NonEmpty, parse_settings
 
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
 PUBLISHED = {
@@ -43,18 +43,40 @@ PUBLISHED = {
 GRID_ALWAYS = ("maml", "fomaml", "metasgd", "reptile", "lstm")  # in the grid even before a run
 VARIANTS = ("adml", "caml", "gradagree", "taml", "taml-theil")  # compared with plain MAML
 # settings that must agree for a variant and a MAML run to count as equal compute
-PAIRED = ("ways", "shots", "iterations", "meta_batch", "inner_steps", "seed", "augment",
-          "mix_classes", "mirror_classes", "elastic", "downsample", "channels", "norm",
-          "within_alphabet", "init_from")  # fmt: skip
+PAIRED = tuple(
+    "ways shots iterations meta_batch inner_steps seed augment mix_classes mirror_classes "
+    "elastic downsample channels norm within_alphabet init_from".split()
+)
 # values of settings added after some runs were made (their results.json lacks them)
-LATER_DEFAULTS = {"mix_classes": 0.0, "mirror_classes": False, "elastic": 0.0,
-                  "downsample": "stride", "within_alphabet": False, "init_from": None}  # fmt: skip
+LATER_DEFAULTS = {
+    "mix_classes": 0.0,
+    "mirror_classes": False,
+    "elastic": 0.0,
+    "downsample": "stride",
+    "within_alphabet": False,
+    "init_from": None,
+}
 NAMES = {
-    "maml": "MAML", "fomaml": "FOMAML", "metasgd": "Meta-SGD", "reptile": "Reptile",
-    "lstm": "LSTM meta-learner", "adml": "ADML", "caml": "CAML",
-    "gradagree": "MAML + gradient agreement", "taml": "TAML (entropy)",
+    "maml": "MAML",
+    "fomaml": "FOMAML",
+    "metasgd": "Meta-SGD",
+    "reptile": "Reptile",
+    "lstm": "LSTM meta-learner",
+    "adml": "ADML",
+    "caml": "CAML",
+    "gradagree": "MAML + gradient agreement",
+    "taml": "TAML (entropy)",
     "taml-theil": "TAML (Theil)",
-}  # fmt: skip
+}
+
+
+@dataclass
+class Settings:
+    """Build the Omniglot results table (.md + .csv + .png) from omniglot.py runs."""
+
+    runs: Annotated[tuple[str, ...], NonEmpty]  # folders whose */results.json are the runs
+    out: str  # the table's .md; the .csv and .png beside it take its name
+    notes: str | None = None  # a hand-written .md section appended to the table
 
 
 def published(learner: str, ways: int, shots: int) -> float | None:
@@ -66,11 +88,7 @@ def published(learner: str, ways: int, shots: int) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", required=True, nargs="+")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--notes", default=None)
-    args = parser.parse_args(argv)
+    args = parse_settings(Settings, argv)
     paths = [p for folder in args.runs for p in sorted(Path(folder).glob("*/results.json"))]
     loaded = [{**json.loads(p.read_text()), "run": p.parent.name} for p in paths]
     runs = [r for r in loaded if "learner" in r]
@@ -83,21 +101,23 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for r in runs:
         pub = published(r["learner"], r["ways"], r["shots"])
-        rows.append({
-            "learner": NAMES.get(r["learner"], r["learner"]),
-            "run": r["run"],
-            "setting": f"{r['ways']}-way {r['shots']}-shot" + _trained_as(r) + _origin(r),
-            "accuracy": round(100 * r["test_accuracy"], 2),
-            "ci95": round(100 * r["ci95"], 2),
-            "adversarial_accuracy": _percent(r.get("adversarial_accuracy")),
-            "published": "" if pub is None else pub,
-            "test_episodes": r["test_episodes"],
-            "iterations": r["settings"]["iterations"],
-            "best_iteration": r["best_iteration"],
-            "val_accuracy": round(100 * r["val_accuracy"], 2),
-            "train_wall_min": round(r["train_wall_s"] / 60, 1),
-            "command": r["command"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "learner": NAMES.get(r["learner"], r["learner"]),
+                "run": r["run"],
+                "setting": f"{r['ways']}-way {r['shots']}-shot" + _trained_as(r) + _origin(r),
+                "accuracy": round(100 * r["test_accuracy"], 2),
+                "ci95": round(100 * r["ci95"], 2),
+                "adversarial_accuracy": _percent(r.get("adversarial_accuracy")),
+                "published": "" if pub is None else pub,
+                "test_episodes": r["test_episodes"],
+                "iterations": r["settings"]["iterations"],
+                "best_iteration": r["best_iteration"],
+                "val_accuracy": round(100 * r["val_accuracy"], 2),
+                "train_wall_min": round(r["train_wall_s"] / 60, 1),
+                "command": r["command"],
+            }
+        )
     out = Path(args.out)
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -165,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
 def plot_grid(by_cell: dict, learners: list[str], reference: dict | None, path: Path) -> None:
     """One panel per setting: each learner's grid accuracy (bar, 95% interval), its published
     figure (diamond) and the reference classifier's accuracy (dashed line), if there are."""
-    fig, axes = plt.subplots(1, len(SETTINGS), figsize=(4 * len(SETTINGS), 0.45 * len(learners)
-                             + 1.6), sharey=True)  # fmt: skip
+    fig = Figure(figsize=(4 * len(SETTINGS), 0.45 * len(learners) + 1.6))
+    axes = fig.subplots(1, len(SETTINGS), sharey=True)
     rows = range(len(learners))
     for ax, (ways, shots) in zip(axes, SETTINGS):
         setting = f"{ways}-way {shots}-shot"
@@ -179,15 +199,15 @@ def plot_grid(by_cell: dict, learners: list[str], reference: dict | None, path: 
         ax.plot([x for x, _ in marks], [i for _, i in marks], "kD", label="published")
         score = None if reference is None else reference["test"].get(setting)
         if score is not None:
-            ax.axvline(100 * score["accuracy"], color="grey", linestyle="--",
-                       label="reference classifier")  # fmt: skip
+            ax.axvline(
+                100 * score["accuracy"], color="grey", linestyle="--", label="reference classifier"
+            )
         ax.set(title=setting, xlim=(0, 100), xlabel="accuracy %")
     axes[0].set_yticks(list(rows), [NAMES[k] for k in learners])
     axes[0].invert_yaxis()
     axes[-1].legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _comparisons(runs: list[dict]) -> list[str]:
@@ -213,15 +233,19 @@ def _comparisons(runs: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r, m in pairs:
-        ours = (f"| {NAMES[r['learner']]} | `{r['run']}` | {_interval(r)} "
-                f"| {_percent(r.get('adversarial_accuracy')) or '-'} "
-                f"| {r['train_wall_s'] / 60:.1f} min ")  # fmt: skip
+        ours = (
+            f"| {NAMES[r['learner']]} | `{r['run']}` | {_interval(r)} "
+            f"| {_percent(r.get('adversarial_accuracy')) or '-'} "
+            f"| {r['train_wall_s'] / 60:.1f} min "
+        )
         if m is None:
             lines.append(ours + "| no MAML run with these settings yet | - | - | - |")
             continue
-        lines.append(ours + f"| `{m['run']}` | {_interval(m)} "
-                     f"| {_percent(m.get('adversarial_accuracy')) or '-'} "
-                     f"| {m['train_wall_s'] / 60:.1f} min |")  # fmt: skip
+        lines.append(
+            ours + f"| `{m['run']}` | {_interval(m)} "
+            f"| {_percent(m.get('adversarial_accuracy')) or '-'} "
+            f"| {m['train_wall_s'] / 60:.1f} min |"
+        )
     return lines
 
 
@@ -238,10 +262,11 @@ def _references(references: list[dict]) -> list[str]:
         "classified by the cosine of each query's features to the support class means "
         "(`experiments/omniglot_baseline.py`). Same Sanskrit episodes as the grid.",
         "",
-        "| run | " + " | ".join(f"{w}-way {k}-shot" for w, k in SETTINGS)
+        "| run | "
+        + " | ".join(f"{w}-way {k}-shot" for w, k in SETTINGS)
         + " | val % (kept epoch) | train wall time | command |",
         "|---|" + "---|" * (len(SETTINGS) + 3),
-    ]  # fmt: skip
+    ]
     for r in references:
         cells = []
         for w, k in SETTINGS:
@@ -249,9 +274,12 @@ def _references(references: list[dict]) -> list[str]:
             cells.append("-" if score is None else _plus_minus(score["accuracy"], score["ci95"]))
         characters = r.get("settings", {}).get("characters")
         subset = "" if characters is None else f" ({characters} characters)"
-        lines.append(f"| `{r['run']}`{subset} | " + " | ".join(cells)
-                     + f" | {100 * r['val_accuracy']:.2f} ({r['best_epoch']}) "
-                     f"| {r['train_wall_s'] / 60:.1f} min | `{r['command']}` |")  # fmt: skip
+        lines.append(
+            f"| `{r['run']}`{subset} | "
+            + " | ".join(cells)
+            + f" | {100 * r['val_accuracy']:.2f} ({r['best_epoch']}) "
+            f"| {r['train_wall_s'] / 60:.1f} min | `{r['command']}` |"
+        )
     return lines
 
 

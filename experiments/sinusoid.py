@@ -3,140 +3,166 @@
 Protocol (Finn et al. 2017; Li et al. 2017): amplitude U[0.1, 5], phase U[0, pi],
 x U[-5, 5]; MLP 1-40-40-1 with ReLU; K support and K query points per task during
 meta-training; 25 tasks per meta-batch; one inner step of 0.01 (Meta-SGD: learned step sizes
-initialised from U[0.005, 0.1]); Adam with learning rate 1e-3 for 70,000 iterations.
-Evaluation: held-out tasks from a separate seed, K support points, mean squared error on
-100 query points after 0..10 inner steps.
+initialised from U[0.005, 0.1]); Adam with learning rate 1e-3 for 70,000 iterations (Reptile:
+Adam on its pseudo-gradient). Evaluation: held-out tasks from a separate seed, K support
+points, mean squared error on 100 query points after 0..10 inner steps.
 
     python experiments/sinusoid.py --learner maml --shots 10 --seed 0
     python experiments/sinusoid.py --learner maml --shots 10 --seed 0 --resume   # after a stop
 
-Writes ``<out>/metrics.csv`` (training curve), ``<out>/checkpoint.pt`` and
-``<out>/results.json`` (evaluation), and prints the query loss before and after adaptation.
+Writes, inside ``--out`` (default ``runs/sinusoid/<learner>-<shots>shot-seed<seed>``):
+``settings.json`` (the command and settings, at the start), ``metrics.csv`` (training curve:
+step, query_mse, wall_s), ``tensorboard/`` (the same curve for TensorBoard),
+``checkpoint.pt`` (and the one before it, ``checkpoint.prev.pt``) and ``results.json``
+(evaluation and provenance); prints the query loss before and after adaptation and the
+output folder. A second run into the same folder needs ``--resume`` or ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import shlex
-import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from metarl.core import MAML, MetaLearner, MetaSGD, Reptile
-from metarl.supervised import MLP, SinusoidTasks
+from metarl import make_learner
+from metarl.core import MetaLearner
+from metarl.nn import MLP
+from metarl.supervised import SinusoidTasks
 from metarl.supervised.evaluate import losses_after_steps, mean_and_ci95
-from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint, seed_everything
-from metarl.utils.cli import parse_settings
+from metarl.utils import Run, RunError, seed_everything
+from metarl.utils.cli import Check, NonNegative, Positive, parse_settings
+
+SCRIPT = "experiments/sinusoid.py"
+Count = Annotated[int, Positive]
+StepSize = Annotated[float, Positive]
+LearnerName = Literal["maml", "fomaml", "metasgd", "reptile"]
+AtLeastTwo = Annotated[int, Check(lambda n: n >= 2, "must be >= 2")]
 
 
 @dataclass
 class Settings:
     """Sinusoid regression meta-training and evaluation."""
 
-    learner: str = "maml"  # maml | fomaml | metasgd | reptile
-    shots: int = 10  # K support points per task
-    queries: int | None = None  # query points per task in meta-training (None: same as shots)
-    meta_batch: int = 25
-    iterations: int = 70_000
-    inner_lr: float = 0.01  # MAML / FOMAML / Reptile inner step size
-    inner_steps: int = 1
-    metasgd_init: tuple[float, ...] = (0.005, 0.1)  # range of Meta-SGD's initial step sizes
-    outer_lr: float = 1e-3  # Adam (Reptile: Adam on the Reptile pseudo-gradient)
-    eval_tasks: int = 600
-    eval_points: int = 100
-    eval_max_steps: int = 10
-    seed: int = 0
+    learner: LearnerName = "maml"  # the meta-learner (fomaml: first-order MAML)
+    shots: Count = 10  # K support points per task, in meta-training and evaluation
+    queries: Count | None = None  # query points per task in meta-training (None: --shots)
+    meta_batch: Count = 25  # tasks per meta-batch
+    iterations: Annotated[int, NonNegative] = 70_000  # meta-updates (0: evaluate the init only)
+    inner_lr: StepSize = 0.01  # inner step size of MAML, FOMAML and Reptile (not Meta-SGD)
+    inner_steps: Count = 1  # inner steps in meta-training (evaluation: 0..--eval-max-steps)
+    metasgd_init: tuple[StepSize, StepSize] = (0.005, 0.1)  # Meta-SGD's steps from U[low, high]
+    outer_lr: StepSize = 1e-3  # Adam's learning rate (Reptile: Adam on its pseudo-gradient)
+    eval_tasks: AtLeastTwo = 600  # held-out tasks (at least 2, for a confidence interval)
+    eval_points: Count = 100  # query points per held-out task
+    eval_max_steps: Count = 10  # evaluate after 0, 1, ..., this many inner steps (at least 1)
+    seed: int = 0  # seeds the initialisation and the meta-training tasks
     eval_seed: int = 2024  # held-out tasks are drawn from this seed, never from training's
-    out: str | None = None  # default: runs/sinusoid/<learner>-<shots>shot-seed<seed>
-    log_every: int = 100
-    checkpoint_every: int = 5_000
-    resume: bool = False
-    threads: int = 1
+    out: str | None = None  # output folder (None: runs/sinusoid/<learner>-<shots>shot-seed<seed>)
+    log_every: Count = 100  # log the mean meta-training query MSE every this many iterations
+    checkpoint_every: Count = 5_000  # checkpoint every this many iterations, and at the end
+    resume: bool = False  # continue the run in --out (same settings; --iterations may grow)
+    overwrite: bool = False  # delete the run already in --out and start afresh
+    threads: Count = 1  # torch CPU threads
+
+    def validate(self) -> None:
+        low, high = self.metasgd_init
+        if low > high:
+            raise ValueError(f"--metasgd-init needs low <= high, got {low} {high}")
 
 
-def make_learner(s: Settings) -> MetaLearner:
-    model = MLP(1, 1, hidden=(40, 40))
-    if s.learner == "maml":
-        return MAML(model, inner_lr=s.inner_lr, inner_steps=s.inner_steps)
-    if s.learner == "fomaml":
-        return MAML(model, inner_lr=s.inner_lr, inner_steps=s.inner_steps, first_order=True)
-    if s.learner == "metasgd":
-        low, high = s.metasgd_init
-        return MetaSGD(model, inner_lr=(low, high), inner_steps=s.inner_steps)
-    if s.learner == "reptile":
-        return Reptile(model, inner_lr=s.inner_lr, inner_steps=s.inner_steps)
-    raise SystemExit(f"unknown learner {s.learner!r}: choose maml, fomaml, metasgd or reptile")
+# Settings a resumed run may change: where the folder is, the thread count, and how far to
+# train (a run resumed with more iterations continues as if it had been asked for them).
+RESUME_MAY_CHANGE = ("resume", "overwrite", "out", "threads", "iterations")
+
+
+class Resolved(NamedTuple):
+    """The values that ``None`` settings stand for."""
+
+    queries: int
+    out: Path
+
+
+def resolve(s: Settings) -> Resolved:
+    """The one place ``None`` settings get their meaning: ``--queries`` defaults to
+    ``--shots``, ``--out`` to ``runs/sinusoid/<learner>-<shots>shot-seed<seed>``."""
+    return Resolved(
+        queries=s.shots if s.queries is None else s.queries,
+        out=Path(s.out or f"runs/sinusoid/{s.learner}-{s.shots}shot-seed{s.seed}"),
+    )
+
+
+def build_learner(s: Settings) -> MetaLearner:
+    """The learner ``--learner`` names around the 1-40-40-1 ReLU MLP, with its arguments."""
+    options = {
+        "maml": {"inner_lr": s.inner_lr},
+        "fomaml": {"inner_lr": s.inner_lr},
+        "metasgd": {"inner_lr": tuple(s.metasgd_init)},
+        # No inner_batch: Reptile adapts on the whole support set, so it draws nothing from
+        # its generator; the global one is passed (saved and restored with every checkpoint).
+        "reptile": {"inner_lr": s.inner_lr, "generator": torch.default_generator},
+    }[s.learner]
+    return make_learner(s.learner, MLP(1, 1, hidden=(40, 40)), inner_steps=s.inner_steps, **options)
 
 
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
+    queries, out = resolve(s)
+    try:
+        run = Run(
+            out,
+            s,
+            resume=s.resume,
+            overwrite=s.overwrite,
+            argv=argv,
+            script=SCRIPT,
+            ignore=RESUME_MAY_CHANGE,
+        )
+    except RunError as err:
+        raise SystemExit(str(err)) from None
     torch.set_num_threads(s.threads)
-    out = Path(s.out or f"runs/sinusoid/{s.learner}-{s.shots}shot-seed{s.seed}")
-    queries = s.queries or s.shots
     generator = seed_everything(s.seed)
     tasks = SinusoidTasks()
-    learner = make_learner(s)
+    learner = build_learner(s)
     optimizer = torch.optim.Adam(learner.parameters(), lr=s.outer_lr)
 
-    start, elapsed = 0, 0.0
-    ckpt_path = out / "checkpoint.pt"
-    if s.resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        learner.load_state_dict(ckpt["learner"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        generator.set_state(ckpt["generator"])
-        start, elapsed = ckpt["iteration"], ckpt["elapsed"]
-        print(f"resumed from {ckpt_path} at iteration {start}")
-    logger = CSVLogger(out / "metrics.csv", resume_from=start if s.resume else None)
+    state = run.restore()
+    if state is not None:
+        learner.load_state_dict(state["learner"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        if run.start_iteration > s.iterations:
+            run.close()
+            raise SystemExit(
+                f"the checkpoint in {out} is at iteration {run.start_iteration}, past "
+                f"--iterations {s.iterations}: resume with --iterations >= {run.start_iteration}"
+            )
 
-    def checkpoint(iteration: int) -> None:
-        state = {
-            "learner": learner.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "generator": generator.get_state(),
-            "iteration": iteration,
-            "elapsed": elapsed + time.perf_counter() - t0,
-            "settings": asdict(s),
-        }
-        save_checkpoint(state, ckpt_path)
+    with run.interruptible():
+        running = 0.0
+        for it in run.progress(s.iterations, f"{s.learner} {s.shots}-shot"):
+            batch, _ = tasks.sample(s.meta_batch, s.shots, queries, generator)
+            loss = learner.meta_loss(batch, F.mse_loss)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            running += loss.item()
+            if (it + 1) % s.log_every == 0:
+                mse = running / s.log_every
+                run.log(it + 1, query_mse=mse, wall_s=run.wall_s)
+                run.status(it + 1, f"query MSE {mse:.3f}", every=10 * s.log_every)
+                running = 0.0
+            if (it + 1) % s.checkpoint_every == 0 or it + 1 == s.iterations:
+                state = {
+                    "learner": learner.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                }
+                run.save(state, it + 1)
 
-    t0 = time.perf_counter()
-    running = 0.0
-    bar = tqdm(
-        range(start, s.iterations),
-        initial=start,
-        total=s.iterations,
-        mininterval=2,
-        desc=f"{s.learner} {s.shots}-shot",
-        file=sys.stdout,
-        disable=None,
-    )
-    for it in bar:
-        batch, _ = tasks.sample(s.meta_batch, s.shots, queries, generator)
-        loss = learner.meta_loss(batch, F.mse_loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        running += loss.item()
-        if (it + 1) % s.log_every == 0:
-            wall = elapsed + time.perf_counter() - t0
-            logger.log({"step": it + 1, "query_mse": running / s.log_every, "wall_s": wall})
-            rate = (it + 1 - start) / (time.perf_counter() - t0)
-            bar.set_postfix(query_mse=f"{running / s.log_every:.3f}", it_s=f"{rate:.0f}")
-            running = 0.0
-        if (it + 1) % s.checkpoint_every == 0 or it + 1 == s.iterations:
-            checkpoint(it + 1)
-    train_wall = elapsed + time.perf_counter() - t0
-
-    # A resumed run gives the same result as an uninterrupted one: record the command without it.
-    cli_args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
     eval_batch, _ = tasks.sample(
         s.eval_tasks, s.shots, s.eval_points, torch.Generator().manual_seed(s.eval_seed)
     )
@@ -146,24 +172,16 @@ def main(argv: list[str] | None = None) -> dict:
         str(k): dict(zip(("mean", "ci95"), mean_and_ci95(mse[k])), median=mse[k].median().item())
         for k in steps
     }
-    results = {
-        "learner": s.learner,
-        "shots": s.shots,
-        "mse_after_steps": curve,
-        "train_wall_s": round(train_wall, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}",
-        "command": "python experiments/sinusoid.py " + shlex.join(cli_args),
-        "settings": asdict(s),
-    }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    path = run.write_results({"learner": s.learner, "shots": s.shots, "mse_after_steps": curve})
+    results = json.loads(path.read_text())
     print(
         f"{s.learner}, {s.shots}-shot, {s.eval_tasks} held-out tasks, query MSE: "
         f"before adaptation {curve['0']['mean']:.3f}, after 1 step {curve['1']['mean']:.3f} "
         f"(+/- {curve['1']['ci95']:.3f}), after {s.eval_max_steps} steps "
         f"{curve[str(s.eval_max_steps)]['mean']:.3f}; trained {s.iterations} iterations "
-        f"in {train_wall:.0f} s; results in {out / 'results.json'}"
+        f"in {run.wall_s:.0f} s"
     )
+    run.finish()
     return results
 
 

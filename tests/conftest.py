@@ -1,5 +1,12 @@
+import os
+from pathlib import Path
+
 import pytest
 import torch
+
+# Tests (and CI) find the shared data sets beside the checkout; library code only ever reads
+# the folder from an argument or METARL_DATA.
+os.environ.setdefault("METARL_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 # The tests use small tensors: one thread is faster than two and avoids oversubscribing the
 # machine when something else runs beside the tests.

@@ -1,12 +1,18 @@
-"""The bandit comparison script: its classic players and a tiny end-to-end run."""
+"""The bandit comparison script: its classic players, tiny end-to-end runs, its settings checks."""
 
 from __future__ import annotations
 
 import csv
 
 import numpy as np
+import pytest
 
 from helpers import load_experiment
+
+TINY = (
+    "--pairs 10 3 --meta-iterations 2 --validate-every 1 --tasks-per-batch 4 --eval-tasks 20 "
+    "--val-tasks 10"
+).split()
 
 
 def test_ucb1_and_thompson_find_the_good_arm_and_random_does_not():
@@ -24,12 +30,48 @@ def test_ucb1_and_thompson_find_the_good_arm_and_random_does_not():
 def test_tiny_run_writes_a_table_with_every_player(tmp_path):
     exp = load_experiment("bandits")
     out = tmp_path / "bandits.md"
-    exp.main(["--pairs", "10", "3", "--meta-iterations", "2", "--validate-every", "1",
-              "--tasks-per-batch", "4", "--eval-tasks", "20", "--val-tasks", "10",
-              "--out", str(out)])  # fmt: skip
+    exp.main([*TINY, "--out", str(out)])
     rows = list(csv.DictReader(out.with_suffix(".csv").open()))
-    assert [r["player"] for r in rows] == ["MAML", "UCB1", "Thompson", "random",
-                                           "best arm (oracle)"]  # fmt: skip
+    players = ["MAML", "UCB1", "Thompson", "random", "best arm (oracle)"]
+    assert [r["player"] for r in rows] == players
     assert rows[0]["chosen_iteration"] in {"0", "1", "2"}
     assert all(0 <= float(r["total_reward"]) <= 10 for r in rows)
     assert "| 10 | 3 |" in out.read_text()
+
+
+def test_the_table_is_reproducible(tmp_path):
+    exp = load_experiment("bandits")
+    tables = []
+    for name in ("a", "b"):
+        out = tmp_path / name / "bandits.md"
+        result = exp.main([*TINY, "--out", str(out)])
+        assert result["rows"][0][2] == "MAML" and result["table"] == str(out)
+        tables.append(out.with_suffix(".csv").read_text().splitlines())
+    no_wall = [[line.split(",")[:6] + line.split(",")[7:] for line in t] for t in tables]
+    assert no_wall[0] == no_wall[1]  # every reward, interval and chosen iteration
+
+
+BAD = [
+    "--pairs 10",
+    "--pairs 20 3",
+    "--pairs 10 0",
+    "--meta-iterations -1",
+    "--tasks-per-batch 0",
+    "--max-kl 0",
+    "--inner-lr -1",
+    "--eval-tasks 0",
+    "--val-tasks 0",
+    "--validate-every 0",
+    "--threads 0",
+]
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_bad_settings_exit_2_naming_the_flag_before_any_work(tmp_path, capsys, bad):
+    exp = load_experiment("bandits")
+    out = tmp_path / "bandits.md"
+    with pytest.raises(SystemExit) as e:
+        exp.main([*TINY, *bad.split(), "--out", str(out)])
+    assert e.value.code == 2
+    assert bad.split()[0] in capsys.readouterr().err
+    assert not out.exists() and not out.with_suffix(".csv").exists()

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import tanh_mlp
-from metarl.core import Reptile, TaskBatch, named_params, reptile_update
+from metarl.core import Reptile, TaskBatch, named_params, reptile_pseudo_gradient
 from metarl.core.params import forward_with
 
 
@@ -63,10 +63,15 @@ def test_reptile_sgd_step_is_the_interpolation_formula(float64):
     torch.testing.assert_close(loss.detach(), torch.stack(query_losses).mean())
 
 
-def test_reptile_update_in_place(float64):
-    theta = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([0.0])}
+def test_sgd_on_the_pseudo_gradient_is_reptiles_interpolation(float64):
+    theta = {
+        "w": torch.nn.Parameter(torch.tensor([1.0, 2.0])),
+        "b": torch.nn.Parameter(torch.tensor([0.0])),
+    }
     adapted = {"w": torch.tensor([[3.0, 2.0], [1.0, 4.0]]), "b": torch.tensor([[1.0], [3.0]])}
-    reptile_update(theta, adapted, 0.5)
+    for name, g in reptile_pseudo_gradient(theta, adapted).items():
+        theta[name].grad = g
+    torch.optim.SGD(theta.values(), lr=0.5).step()
     torch.testing.assert_close(theta["w"], torch.tensor([1.5, 2.5]))
     torch.testing.assert_close(theta["b"], torch.tensor([1.0]))
 
@@ -85,14 +90,14 @@ def _torch_adam_adapted(model, params, x, y, lr, batches):
 def test_reptile_adam_on_minibatches_matches_torch_adam(float64):
     model = tanh_mlp()
     lr, steps, inner_batch, epsilon, tasks, n = 0.01, 4, 2, 0.5, 3, 6
+    order_stream = torch.Generator().manual_seed(11)
     learner = Reptile(model, inner_lr=lr, inner_steps=steps, inner_rule="adam",
-                      inner_batch=inner_batch)  # fmt: skip
+                      inner_batch=inner_batch, generator=order_stream)  # fmt: skip
     g = torch.Generator().manual_seed(7)
     batch = TaskBatch(*(torch.randn(tasks, n, d, generator=g) for d in (3, 2, 3, 2)))
     theta = {k: p.detach().clone() for k, p in named_params(model).items()}
 
-    torch.manual_seed(11)
-    order = torch.randperm(n)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(11))
     # One shuffled order shared by the tasks, consecutive mini-batches, cycled past n.
     batches = [order[[(s * inner_batch + j) % n for j in range(inner_batch)]] for s in range(steps)]
     phis = [
@@ -102,7 +107,7 @@ def test_reptile_adam_on_minibatches_matches_torch_adam(float64):
     expected = {k: theta[k] + epsilon * (sum(phi[k] for phi in phis) / tasks - theta[k])
                 for k in theta}  # fmt: skip
 
-    torch.manual_seed(11)
+    torch.manual_seed(0)  # the global stream must not matter: the learner has its own
     _sgd_meta_step(learner, batch, epsilon)
     for k, p in named_params(model).items():
         torch.testing.assert_close(p.detach(), expected[k], rtol=1e-9, atol=1e-12)

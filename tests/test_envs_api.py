@@ -85,11 +85,16 @@ def test_vector_env_keeps_a_task_per_sub_environment(mode):
         envs.close()
 
 
-def test_async_vector_env_reports_a_bad_task():
-    envs = gym.make_vec("metarl/Navigation2D-v0", num_envs=2, vectorization_mode="async")
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_bad_task_changes_no_sub_environment(mode):
+    envs = gym.make_vec("metarl/Navigation2D-v0", num_envs=3, vectorization_mode=mode)
     try:
-        with pytest.raises(ValueError, match="goal"):
-            set_tasks(envs, [{"goal": [0.0, 0.0]}, {"goal": [9.0, 0.0]}])
+        good = [{"goal": [0.1, 0.1]}, {"goal": [0.2, 0.2]}, {"goal": [0.3, 0.3]}]
+        set_tasks(envs, good)
+        with pytest.raises(ValueError, match="goal") as error:
+            set_tasks(envs, [{"goal": [0.0, 0.0]}, {"goal": [9.0, 0.0]}, {"goal": [0.0, 0.1]}])
+        assert "task 1 was rejected" in str(error.value)
+        assert list(envs.get_attr("task")) == good  # the first task was not applied either
     finally:
         envs.close()
 

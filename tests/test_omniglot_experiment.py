@@ -10,7 +10,8 @@ import torch
 
 from helpers import fake_omniglot, load_experiment
 from metarl.core import AdamRule
-from metarl.supervised import load_learner
+from metarl.learners import load_learner
+from metarl.utils import load_checkpoint
 
 LAYOUT = {
     "images_background_small1.zip": {"Greek": 4, "Korean": 4, "Tagalog": 3},
@@ -108,6 +109,13 @@ def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, data):
         "--episodes", "4", "--threads", "1", "--data", str(data)])  # fmt: skip
     assert all(0 <= alphabets[k]["accuracy"] <= 1 for k in ("within", "across"))
     assert (tmp_path / "straight" / "alphabets.json").is_file()
+    with pytest.raises(SystemExit, match="--overwrite"):  # it is not replaced unasked
+        load_experiment("omniglot_alphabets").main(["--learner", str(tmp_path / "straight" /
+                                                    "learner.pt"), "--ways", "2"])  # fmt: skip
+    with pytest.raises(SystemExit, match="--overwrite"):  # nor is a retest
+        load_experiment("omniglot_retest").main([
+            "--run", str(tmp_path / "straight"), "--shots", "2", "--data", str(data),
+            "--out", str(tmp_path / "straight-2shot")])  # fmt: skip
 
 
 def test_more_ways_than_validation_characters_validates_on_their_rotations(tmp_path, data):
@@ -118,7 +126,9 @@ def test_more_ways_than_validation_characters_validates_on_their_rotations(tmp_p
     assert not _run(exp, data, tmp_path / "two-way", 2)["val_rotated"]
 
 
-def test_reptile_defaults_follow_its_paper_and_the_learner_reloads_its_adam_rule(tmp_path, data):
+def test_reptile_defaults_follow_its_paper_and_the_learner_reloads_its_adam_rule(
+    tmp_path, data, capsys
+):
     exp = load_experiment("omniglot")
     result = exp.main(["--learner", "reptile", "--ways", "2", "--queries", "2", "--train-shots",
                        "2", "--meta-batch", "2", "--inner-steps", "2", "--eval-steps", "2",
@@ -129,18 +139,18 @@ def test_reptile_defaults_follow_its_paper_and_the_learner_reloads_its_adam_rule
     assert (s["inner_rule"], s["inner_lr"], s["outer_optimizer"], s["outer_lr"]) == (
         "adam", 0.001, "sgd", 1.0)  # fmt: skip
     # the meta step falls linearly from 1 to 0: 1 - 3/4 at the last of 4 iterations
-    optimizer = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["optimizer"]
+    optimizer = load_checkpoint(tmp_path / "checkpoint.pt")["state"]["optimizer"]
     assert optimizer["param_groups"][0]["lr"] == pytest.approx(0.25)
     classifier = load_learner(tmp_path / "learner.pt")
-    assert isinstance(classifier.learner.rule, AdamRule)
-    assert classifier.learner.inner_batch == 2
+    assert isinstance(classifier.rule, AdamRule)
+    assert classifier.inner_batch == 2
     twenty = exp.setting_defaults("reptile", 20)  # the paper's 20-way Omniglot settings
     assert (twenty["inner_lr"], twenty["inner_steps"], twenty["inner_batch"]) == (0.0005, 10, 20)
     assert exp.setting_defaults("maml", 20)["inner_steps"] == 5
-    with pytest.raises(ValueError, match="no options"):
+    with pytest.raises(SystemExit) as e:
         exp.main(["--learner", "maml", "--ways", "2", "--queries", "2", "--inner-rule", "adam",
-                  "--data", str(data),
-                  "--out", str(tmp_path / "maml")])  # fmt: skip
+                  "--data", str(data), "--out", str(tmp_path / "maml")])  # fmt: skip
+    assert e.value.code == 2 and "no options" in capsys.readouterr().err
 
 
 def test_report_grid_shows_the_run_with_the_best_validation_not_test_accuracy(tmp_path):
@@ -223,7 +233,7 @@ def test_nearest_class_mean_reference_trains_and_tests_every_setting(tmp_path, d
                                       "3-way 2-shot"]  # fmt: skip
     rows = list(csv.DictReader((tmp_path / "baseline" / "metrics.csv").open()))
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])  # the classifier learns
-    saved = torch.load(tmp_path / "baseline" / "model.pt", weights_only=True)
+    saved = load_checkpoint(tmp_path / "baseline" / "model.pt")
     assert saved["model"]["ways"] == 4 * 8  # 8 meta-training characters x 4 rotations
     assert 1 <= result["best_epoch"] <= 3
     fewer = load_experiment("omniglot_baseline").main([
@@ -231,8 +241,27 @@ def test_nearest_class_mean_reference_trains_and_tests_every_setting(tmp_path, d
         "--batch-size", "16", "--val-episodes", "2", "--test-episodes", "2", "--data", str(data),
         "--out", str(tmp_path / "fewer")])  # fmt: skip
     assert fewer["settings"]["characters"] == 3
-    saved = torch.load(tmp_path / "fewer" / "model.pt", weights_only=True)
+    saved = load_checkpoint(tmp_path / "fewer" / "model.pt")
     assert saved["model"]["ways"] == 4 * 3  # 3 of the 8 characters x 4 rotations
+
+
+def test_nearest_class_mean_reference_resumes_exactly(tmp_path, data):
+    baseline = load_experiment("omniglot_baseline")
+    common = ["--ways", "2", "--shots", "1", "--queries", "2", "--batch-size", "16",
+              "--val-episodes", "2", "--test-episodes", "2", "--data", str(data)]  # fmt: skip
+    straight = baseline.main([*common, "--epochs", "2", "--out", str(tmp_path / "straight")])
+    baseline.main([*common, "--epochs", "1", "--out", str(tmp_path / "resumed")])
+    resumed = baseline.main([*common, "--epochs", "2", "--out", str(tmp_path / "resumed"),
+                             "--resume"])  # fmt: skip
+    assert resumed["test"] == straight["test"] and "--resume" not in resumed["command"]
+
+    def rows(run):
+        with (tmp_path / run / "metrics.csv").open() as f:
+            return [(r["step"], r["loss"]) for r in csv.DictReader(f)]
+
+    assert rows("resumed") == rows("straight")
+    with pytest.raises(SystemExit, match="--overwrite"):
+        baseline.main([*common, "--epochs", "1", "--out", str(tmp_path / "straight")])
 
 
 def test_init_from_copies_a_reference_classifiers_conv_blocks_and_zeroes_the_head(tmp_path, data):
@@ -253,5 +282,73 @@ def test_init_from_copies_a_reference_classifiers_conv_blocks_and_zeroes_the_hea
         _run(exp, data, tmp_path / "run", 2, "--init-from", str(path), "--downsample", "maxpool")
     result = _run(exp, data, tmp_path / "run", 0, "--init-from", str(path))  # no meta-training
     assert result["settings"]["init_from"] == str(path) and result["best_iteration"] == 0
-    kept = load_learner(tmp_path / "run" / "learner.pt").learner.model
+    kept = load_learner(tmp_path / "run" / "learner.pt").model
     assert torch.equal(kept.features[0].weight, reference.features[0].weight)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--queries", "0"), ("--meta-batch", "0"), ("--iterations", "-3"),
+     ("--checkpoint-every", "0"), ("--checkpoint-every", "-1"), ("--val-every", "0"),
+     ("--ways", "1"), ("--shots", "0"), ("--eval-steps", "-1"), ("--test-episodes", "1"),
+     ("--mix-classes", "2")],
+)  # fmt: skip
+def test_bad_values_exit_2_naming_the_flag_before_any_work(tmp_path, capsys, flag, value):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:  # no data there: parsing must stop it first
+        load_experiment("omniglot").main([flag, value, "--data", str(tmp_path / "none"),
+                                          "--out", str(out)])  # fmt: skip
+    assert e.value.code == 2
+    assert flag in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_missing_data_names_both_ways_to_give_it(tmp_path, monkeypatch):
+    exp = load_experiment("omniglot")
+    with pytest.raises(SystemExit) as e:
+        exp.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])
+    assert "--data" in str(e.value) and "METARL_DATA" in str(e.value)
+    monkeypatch.delenv("METARL_DATA", raising=False)
+    with pytest.raises(SystemExit) as e:
+        exp.main(["--out", str(tmp_path / "run")])
+    assert "--data" in str(e.value) and "METARL_DATA" in str(e.value)
+    assert not (tmp_path / "run").exists()  # nothing written for a run that could not start
+
+
+def test_a_second_run_into_the_same_folder_is_refused_until_overwrite(tmp_path, data):
+    exp = load_experiment("omniglot")
+    first = _run(exp, data, tmp_path / "run", 0)
+    assert (tmp_path / "run" / "settings.json").is_file()
+    with pytest.raises(SystemExit, match="--overwrite") as e:
+        _run(exp, data, tmp_path / "run", 0)
+    assert "--resume" in str(e.value)
+    again = _run(exp, data, tmp_path / "run", 0, "--overwrite")
+    assert again["test_accuracy"] == first["test_accuracy"]
+    with pytest.raises(SystemExit, match="nothing to resume"):  # iterations 0: no checkpoint
+        _run(exp, data, tmp_path / "run", 0, "--resume")
+
+
+def test_a_run_from_before_the_runner_resumes_from_its_old_checkpoint(tmp_path, data):
+    """The committed runs' checkpoints: one flat dict with the settings they recorded (fewer
+    than there are now) and no settings.json beside them."""
+    exp = load_experiment("omniglot")
+    straight = _run(exp, data, tmp_path / "straight", 4)
+    _run(exp, data, tmp_path / "old", 2)
+    ckpt = load_checkpoint(tmp_path / "old" / "checkpoint.pt")
+    settings = json.loads((tmp_path / "old" / "settings.json").read_text())["settings"]
+    for added_later in ("init_from", "overwrite", "mirror_classes"):
+        del settings[added_later]
+    legacy = {**ckpt["state"], "torch_rng": ckpt["torch_rng"], "iteration": 2,
+              "elapsed": ckpt["elapsed"], "settings": settings}  # fmt: skip
+    torch.save(legacy, tmp_path / "old" / "checkpoint.pt")
+    (tmp_path / "old" / "settings.json").unlink()
+    with pytest.raises(SystemExit, match=r"seed: 0 -> 1"):  # recorded settings still count
+        _run(exp, data, tmp_path / "old", 4, "--resume", "--seed", "1")
+    resumed = _run(exp, data, tmp_path / "old", 4, "--resume")
+    assert resumed["test_accuracy"] == straight["test_accuracy"]
+
+    def losses(run):
+        return [r["loss"] for r in csv.DictReader((tmp_path / run / "metrics.csv").open())]
+
+    assert losses("old") == losses("straight")
+    assert (tmp_path / "old" / "settings.json").is_file()  # from now on a run like the others

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = "import metarl, metarl.envs, metarl.core; print(metarl.envs.__file__)"
@@ -70,3 +73,22 @@ def test_wheel_install_imports_metarl_envs(tmp_path):
     )
     env = dict(os.environ, PYTHONPATH=str(site))
     assert _probe(env, cwd=tmp_path) == site / "metarl" / "envs" / "__init__.py"
+
+
+# distribution name -> the import that uses it (tensorboard is torch's SummaryWriter backend)
+IMPORT_NAMES = {"pillow": "PIL", "tensorboard": "torch.utils.tensorboard"}
+
+
+def test_every_runtime_dependency_is_imported_by_the_library():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = [re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in deps]
+    sources = "\n".join(
+        p.read_text() for folder in ("metarl", "envs") for p in (ROOT / folder).rglob("*.py")
+    )
+    unused = [
+        n for n in names
+        if not re.search(rf"^\s*(from|import) {re.escape(IMPORT_NAMES.get(n, n))}\b", sources,
+                         re.MULTILINE)
+    ]  # fmt: skip
+    assert unused == [], f"declared but never imported by metarl: {unused}"

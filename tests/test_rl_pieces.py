@@ -7,19 +7,18 @@ import math
 import pytest
 import torch
 
+from metarl.core import conjugate_gradient, trpo_step
 from metarl.rl import (
     CategoricalMLPPolicy,
     Episodes,
     GaussianMLPPolicy,
     PolicyGradientData,
-    conjugate_gradient,
     discounted_returns,
     fit_linear_baseline,
     gae_advantages,
     normalize_advantages,
     reinforce_loss,
     surrogate_and_kl,
-    trpo_step,
 )
 from metarl.rl.losses import SurrogateData
 

@@ -8,7 +8,7 @@ import torch
 
 import metarl  # noqa: F401
 from helpers import load_experiment
-from metarl.core import MAML, MetaSGD, Reptile
+from metarl.core import MAML, TRPO, MetaSGD, Reptile
 from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler
 from metarl.utils import load_checkpoint
 
@@ -16,19 +16,20 @@ from metarl.utils import load_checkpoint
 @pytest.mark.parametrize(
     "make, outer, iterations",
     [
-        (lambda p: MAML(p, inner_lr=0.1), "trpo", 8),
-        (lambda p: MetaSGD(p, inner_lr=0.1), "trpo", 8),
-        (lambda p: MAML(p, inner_lr=0.1), "sgd", 8),
-        (lambda p: Reptile(p, inner_lr=0.2, inner_steps=3), "reptile", 20),
+        (lambda p: MAML(p, inner_lr=0.1), lambda _: TRPO(max_kl=0.05), 8),
+        (lambda p: MetaSGD(p, inner_lr=0.1), lambda _: TRPO(max_kl=0.05), 8),
+        (lambda p: MAML(p, inner_lr=0.1), lambda ps: torch.optim.Adam(ps, lr=1e-2), 8),
+        (lambda p: Reptile(p, inner_lr=0.2, inner_steps=3),
+         lambda ps: torch.optim.SGD(ps, lr=0.5), 20),
     ],
     ids=["maml-trpo", "metasgd-trpo", "maml-pg", "reptile"],
-)
+)  # fmt: skip
 def test_meta_training_improves_adapted_return_on_navigation(make, outer, iterations):
     torch.manual_seed(0)
     policy = GaussianMLPPolicy.for_env("metarl/Navigation2D-v0", hidden=(32, 32))
     sampler = MultiTaskSampler("metarl/Navigation2D-v0", episodes_per_task=10, horizon=50)
-    lr = {"sgd": 1e-2, "reptile": 0.5}.get(outer, 1e-3)
-    trainer = MetaRLTrainer(make(policy), sampler, outer, max_kl=0.05, outer_lr=lr)
+    learner = make(policy)
+    trainer = MetaRLTrainer(learner, sampler, outer(learner.parameters()))
     tasks = sampler.task_env.sample_tasks(10, np.random.default_rng(99))
     before = trainer.evaluate(tasks, 1)[1].mean().item()
     for _ in range(iterations):
@@ -41,7 +42,7 @@ def test_metasgd_trpo_moves_the_step_sizes():
     policy = GaussianMLPPolicy.for_env("metarl/Navigation2D-v0", hidden=(16,))
     learner = MetaSGD(policy, inner_lr=0.1)
     sampler = MultiTaskSampler("metarl/Navigation2D-v0", episodes_per_task=5, horizon=30)
-    trainer = MetaRLTrainer(learner, sampler, "trpo", max_kl=0.05)
+    trainer = MetaRLTrainer(learner, sampler, TRPO(max_kl=0.05))
     before = [a.detach().clone() for a in learner.rule.parameters()]
     trainer.meta_step(sampler.sample_tasks(4))
     assert any(not torch.equal(a, b) for a, b in zip(before, learner.rule.parameters()))
@@ -49,14 +50,16 @@ def test_metasgd_trpo_moves_the_step_sizes():
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
     exp = load_experiment("maml_rl")
-    common = ["--tasks-per-batch", "3", "--episodes-per-task", "4", "--horizon", "15",
-              "--hidden", "16", "--eval-tasks", "3", "--eval-steps", "1", "--checkpoint-every",
-              "2", "--threads", "1", "--seed", "5"]  # fmt: skip
+    common = (
+        "--tasks-per-batch 3 --episodes-per-task 4 --horizon 15 --hidden 16 --eval-tasks 3 "
+        "--eval-steps 1 --checkpoint-every 2 --threads 1 --seed 5"
+    ).split()
     exp.main([*common, "--iterations", "4", "--out", str(tmp_path / "full")])
     exp.main([*common, "--iterations", "2", "--out", str(tmp_path / "cut")])
     exp.main([*common, "--iterations", "4", "--out", str(tmp_path / "cut"), "--resume"])
-    full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["trainer"]["learner"]
-    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["trainer"]["learner"]
+    # The runner keeps the script's state under "state"; the trainer's is under "trainer".
+    full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["state"]["trainer"]["learner"]
+    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["state"]["trainer"]["learner"]
     for name, tensor in full.items():
         torch.testing.assert_close(cut[name], tensor, rtol=0, atol=0)
     steps = [line.split(",")[0] for line in (tmp_path / "cut/metrics.csv").read_text().split()]
@@ -70,7 +73,7 @@ def test_evaluate_scales_later_steps():
     torch.manual_seed(0)
     policy = GaussianMLPPolicy.for_env("metarl/Navigation2D-v0", hidden=(16,), init_std=1e-3)
     sampler = MultiTaskSampler("metarl/Navigation2D-v0", episodes_per_task=4, horizon=20)
-    trainer = MetaRLTrainer(MAML(policy, inner_lr=0.1), sampler, "trpo")
+    trainer = MetaRLTrainer(MAML(policy, inner_lr=0.1), sampler, TRPO())
     tasks = sampler.task_env.sample_tasks(3, np.random.default_rng(0))
     frozen = trainer.evaluate(tasks, 2, step_scales=(1.0, 1e-12))
     moving = trainer.evaluate(tasks, 2, step_scales=(1.0, 1.0))
@@ -78,3 +81,125 @@ def test_evaluate_scales_later_steps():
     assert (moving[2] - moving[1]).abs().max() > 1e-2
     with pytest.raises(ValueError, match="step_scales"):
         trainer.evaluate(tasks, 1, step_scales=(1.0, 0.0))
+
+
+def test_outer_steps_that_cannot_work_are_refused():
+    from metarl.supervised import ADML, TAML
+
+    policy = GaussianMLPPolicy.for_env("metarl/Navigation2D-v0", hidden=(8,))
+    sampler = MultiTaskSampler("metarl/Navigation2D-v0", episodes_per_task=2, horizon=5)
+    reptile = Reptile(policy)
+    with pytest.raises(ValueError, match="Reptile with a TRPO outer step"):
+        MetaRLTrainer(reptile, sampler, TRPO())
+    for learner in (TAML(policy, variant="theil"), ADML(policy)):  # objectives of meta_loss
+        with pytest.raises(ValueError, match="silently be plain MAML"):
+            MetaRLTrainer(learner, sampler, TRPO())
+    metasgd = MetaSGD(policy)
+    with pytest.raises(ValueError, match="leaves 5 of the learner.s 10"):  # step sizes left out
+        MetaRLTrainer(metasgd, sampler, torch.optim.Adam(policy.parameters()))
+    with pytest.raises(ValueError, match="outer must be"):
+        MetaRLTrainer(MAML(policy), sampler, "trpo")
+    with pytest.raises(ValueError, match="max_kl must be > 0"):
+        TRPO(max_kl=0)
+
+
+# -- the script's refusals and settings checks ---------------------------------------------
+TINY = (
+    "--tasks-per-batch 2 --episodes-per-task 2 --horizon 5 --hidden 8 --eval-tasks 2 "
+    "--eval-steps 1 --threads 1"
+).split()
+
+
+BAD = [
+    "--iterations -3",
+    "--max-kl 0",
+    "--hidden 0",
+    "--checkpoint-every -1",
+    "--checkpoint-every 0",
+    "--tasks-per-batch 0",
+    "--eval-tasks 0",
+    "--eval-steps -1",
+    "--gamma 2",
+    "--later-step-scales 1 0",
+    "--val-tasks 0",
+    "--episodes-per-task 0",
+    "--horizon 0",
+    "--threads 0",
+    "--inner-lr 0",
+    "--backtrack-ratio 1",
+]
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_bad_settings_exit_2_naming_the_flag_before_any_work(tmp_path, capsys, bad):
+    exp = load_experiment("maml_rl")
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        exp.main([*TINY, "--iterations", "1", *bad.split(), "--out", str(out)])
+    assert e.value.code == 2
+    assert bad.split()[0] in capsys.readouterr().err
+    assert not out.exists()  # no settings.json, checkpoint or metrics: nothing ran
+
+
+def test_a_second_run_into_the_same_folder_needs_overwrite(tmp_path, capsys):
+    exp = load_experiment("maml_rl")
+    args = [*TINY, "--iterations", "1", "--out", str(tmp_path / "run")]
+    first = exp.main(args)
+    with pytest.raises(SystemExit, match="already holds a run.*--overwrite"):
+        exp.main(args)
+    again = exp.main([*args, "--overwrite"])
+    assert "overwrite: removed" in capsys.readouterr().out
+    assert again["mean_return"] == first["mean_return"]  # the same run, made again
+    assert again["command"] == first["command"]  # recorded without --overwrite
+
+
+def test_resume_with_another_seed_is_refused_listing_it(tmp_path):
+    exp = load_experiment("maml_rl")
+    args = [*TINY, "--iterations", "1", "--out", str(tmp_path / "run")]
+    exp.main([*args, "--seed", "5"])
+    with pytest.raises(SystemExit, match=r"cannot resume(.|\n)*seed: 5 -> 6") as e:
+        exp.main([*args, "--seed", "6", "--resume"])
+    assert "iterations" not in str(e.value)  # only what differs is listed
+
+
+def test_a_legacy_run_resumes_when_settings_it_lacks_hold_their_earlier_values(tmp_path):
+    """A run from before settings.json kept its settings in the checkpoint, without the ones
+    added later: a training setting it lacks counts as unchanged only at the value runs from
+    before it had (BEFORE_ADDED: ReLU, raw actions), and at any other value the resume is
+    refused, naming it; evaluation settings may change on resume, recorded or not."""
+    import json
+
+    exp = load_experiment("maml_rl")
+    out = tmp_path / "run"
+    args = [*TINY, "--iterations", "2", "--eval-steps", "2", "--out", str(out)]
+    exp.main([*args, "--no-rescale-actions"])
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    settings = json.loads((out / "settings.json").read_text())["settings"]
+    added = "activation rescale_actions later_step_scales val_tasks val_seed overwrite"
+    for name in added.split():
+        del settings[name]
+    legacy = {key: ckpt[key] for key in ("torch_rng", "iteration", "elapsed")}
+    legacy.update(trainer=ckpt["state"]["trainer"], settings=settings)
+    torch.save(legacy, out / "checkpoint.pt")  # the old format: no header, no settings.json
+    (out / "settings.json").unlink()
+    (out / "checkpoint.prev.pt").unlink(missing_ok=True)
+    with pytest.raises(SystemExit, match=r"rescale_actions: \"<absent>\" -> true") as e:
+        exp.main([*args, "--resume"])  # the run acted in raw units: not today's default
+    assert "activation" not in str(e.value) and "val_tasks" not in str(e.value)
+    with pytest.raises(SystemExit, match=r"activation: \"<absent>\" -> \"tanh\""):
+        exp.main([*args, "--no-rescale-actions", "--activation", "tanh", "--resume"])
+    assert not (out / "settings.json").exists()  # refused before anything was written
+    resumed = exp.main([*args, "--no-rescale-actions", "--resume", "--val-tasks", "3"])
+    assert resumed["later_step_scale"] in (1.0, 0.5, 0.25, 0.1)
+    assert resumed["settings"]["val_tasks"] == 3 and resumed["settings"]["activation"] == "relu"
+    assert json.loads((out / "settings.json").read_text())["settings"]["rescale_actions"] is False
+
+
+def test_resume_may_raise_the_iterations_but_not_go_below_the_checkpoint(tmp_path):
+    exp = load_experiment("maml_rl")
+    args = [*TINY, "--checkpoint-every", "1", "--out", str(tmp_path / "run")]
+    exp.main([*args, "--iterations", "2"])
+    with pytest.raises(SystemExit, match="--iterations 1 is below the checkpoint's iteration 2"):
+        exp.main([*args, "--iterations", "1", "--resume"])
+    exp.main([*args, "--iterations", "3", "--resume"])
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["iteration"] == 3

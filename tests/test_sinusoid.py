@@ -1,17 +1,20 @@
-"""Sinusoid tasks, a short meta-training run that must improve, and resume of the experiment."""
+"""Sinusoid tasks, a short meta-training run that must improve, and the experiment script:
+resume, refusals of bad settings and of an existing run."""
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import load_experiment
-from metarl.core import MAML, MetaSGD, Reptile
-from metarl.supervised import MLP, SinusoidTasks
+from helpers import ROOT, load_experiment
+from metarl import make_learner
+from metarl.nn import MLP
+from metarl.supervised import SinusoidTasks
 from metarl.supervised.evaluate import losses_after_steps
 from metarl.utils import load_checkpoint
 
@@ -44,9 +47,11 @@ def test_bad_ranges_are_rejected():
 @pytest.mark.parametrize(
     "make",
     [
-        lambda m: MAML(m, inner_lr=0.01),
-        lambda m: MetaSGD(m, inner_lr=(0.005, 0.1)),
-        lambda m: Reptile(m, inner_lr=0.02, inner_steps=5),
+        lambda m: make_learner("maml", m, inner_lr=0.01),
+        lambda m: make_learner("metasgd", m, inner_lr=(0.005, 0.1)),
+        lambda m: make_learner(
+            "reptile", m, inner_lr=0.02, inner_steps=5, generator=torch.Generator().manual_seed(0)
+        ),
     ],
     ids=["maml", "metasgd", "reptile"],
 )
@@ -91,12 +96,73 @@ def test_experiment_resume_matches_an_uninterrupted_run(tmp_path):
     full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
     cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
     assert cut["iteration"] == full["iteration"] == 60
-    for name, tensor in full["learner"].items():
-        torch.testing.assert_close(cut["learner"][name], tensor, rtol=0, atol=0)
+    for name, tensor in full["state"]["learner"].items():
+        torch.testing.assert_close(cut["state"]["learner"][name], tensor, rtol=0, atol=0)
     rows = (tmp_path / "cut" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows] == ["step", "10", "20", "30", "40", "50", "60"]
     results = json.loads((tmp_path / "cut" / "results.json").read_text())
     assert results["learner"] == "metasgd" and "1" in results["mse_after_steps"]
+
+
+# A tiny run: a couple of iterations and a small evaluation.
+TINY = ["--iterations", "2", "--meta-batch", "2", "--eval-tasks", "2", "--eval-points", "5"]
+TINY += ["--eval-max-steps", "1", "--log-every", "1"]
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--queries", "0"),
+        ("--meta-batch", "0"),
+        ("--iterations", "-3"),
+        ("--checkpoint-every", "0"),
+        ("--checkpoint-every", "-1"),
+        ("--eval-tasks", "0"),
+        ("--eval-tasks", "1"),
+        ("--eval-points", "0"),
+        ("--eval-max-steps", "0"),
+        ("--shots", "0"),
+        ("--inner-lr", "0"),
+        ("--inner-steps", "0"),
+        ("--outer-lr", "-1e-3"),
+        ("--metasgd-init", "0.1 0.005"),
+        ("--metasgd-init", "0 0.1"),
+        ("--log-every", "0"),
+        ("--threads", "0"),
+        ("--learner", "maml2"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_flag_before_any_work(tmp_path, capsys, flag, value):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        load_experiment("sinusoid").main([*TINY, flag, *value.split(), "--out", str(out)])
+    assert e.value.code == 2
+    assert flag in capsys.readouterr().err
+    assert not out.exists()  # nothing written: no settings, no checkpoint
+
+
+def test_a_second_run_into_the_same_folder_needs_resume_or_overwrite(tmp_path, capsys):
+    exp = load_experiment("sinusoid")
+    out = tmp_path / "run"
+    exp.main([*TINY, "--out", str(out)])
+    first = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(SystemExit, match="--overwrite") as e:
+        exp.main([*TINY, "--seed", "1", "--out", str(out)])
+    assert str(out) in str(e.value) and "--resume" in str(e.value)
+    assert (out / "checkpoint.pt").read_bytes() == first  # the first run is left alone
+    results = exp.main([*TINY, "--seed", "1", "--out", str(out), "--overwrite"])
+    assert results["seed"] == 1 and "--overwrite" not in results["command"]
+    assert f"run folder: {out}" in capsys.readouterr().out
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    exp = load_experiment("sinusoid")
+    out = tmp_path / "run"
+    exp.main([*TINY, "--out", str(out)])
+    with pytest.raises(SystemExit, match="shots: 10 -> 5"):
+        exp.main([*TINY, "--shots", "5", "--out", str(out), "--resume"])
+    with pytest.raises(SystemExit, match="past --iterations 1"):
+        exp.main([*TINY, "--iterations", "1", "--out", str(out), "--resume"])
 
 
 @pytest.mark.slow
@@ -106,3 +172,29 @@ def test_full_protocol_maml_reaches_the_published_10_shot_figure(tmp_path):
         ["--learner", "maml", "--shots", "10", "--seed", "1", "--out", str(tmp_path)]
     )
     assert results["mse_after_steps"]["1"]["mean"] <= 1.1 * 0.77
+
+
+@pytest.mark.parametrize("learner", ["maml", "fomaml", "metasgd", "reptile"])
+def test_every_learner_trains_and_reports(tmp_path, learner):
+    results = load_experiment("sinusoid").main(
+        [*TINY, "--learner", learner, "--out", str(tmp_path)]
+    )
+    assert results["learner"] == learner and set(results["mse_after_steps"]) == {"0", "1"}
+    assert {"command", "machine", "train_wall_s", "settings"} <= set(results)
+
+
+def test_a_committed_legacy_run_resumes_and_reproduces_its_results(tmp_path):
+    """The committed runs' checkpoints are plain ``torch.save`` files with their settings in
+    them; resuming a copy at its last iteration only evaluates, and must give its numbers."""
+    committed = ROOT / "experiments" / "results" / "sinusoid" / "maml-10shot-seed0"
+    if not (committed / "checkpoint.pt").is_file():
+        pytest.skip("committed results not present")
+    copy = tmp_path / committed.name
+    shutil.copytree(committed, copy)
+    expected = json.loads((committed / "results.json").read_text())
+    command = expected["command"].split()[2:]  # the recorded flags, --out replaced below
+    out = command.index("--out")
+    command[out + 1] = str(copy)
+    results = load_experiment("sinusoid").main([*command, "--resume"])
+    assert results["mse_after_steps"] == expected["mse_after_steps"]
+    assert results["train_wall_s"] == expected["train_wall_s"]

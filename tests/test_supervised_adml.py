@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from metarl.core import MAML, TaskBatch
+from metarl.nn import MLP
 from metarl.supervised import EpisodeSampler
 from metarl.supervised.adml import ADML, fgsm
 from metarl.supervised.evaluate import accuracies_after_steps, sampled_accuracies
-from metarl.supervised.models import MLP
 
 
 def test_fgsm_moves_every_input_by_epsilon_along_the_loss_gradient():

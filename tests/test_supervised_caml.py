@@ -62,7 +62,7 @@ def test_model_without_context_is_refused():
 
 
 def test_caml_adapts_a_conv4_through_film_and_vmap_equals_loop(float64):
-    from metarl.supervised.models import Conv4
+    from metarl.nn import Conv4
 
     torch.manual_seed(0)
     model = Conv4(ways=3, channels=4, image_size=16, context_dim=5)
@@ -82,7 +82,7 @@ def test_caml_adapts_a_conv4_through_film_and_vmap_equals_loop(float64):
 
 
 def test_film_modulates_the_chosen_block_only():
-    from metarl.supervised.models import Conv4
+    from metarl.nn import Conv4
 
     torch.manual_seed(0)
     x = torch.rand(4, 1, 16, 16)

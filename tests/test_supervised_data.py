@@ -145,7 +145,7 @@ def test_each_split_draws_its_own_episodes_from_one_run_seed():
 
 @pytest.mark.skipif(
     not (omniglot.default_root() / omniglot.ZIP_FILES[0]).is_file(),
-    reason="the Omniglot zips are not next to this checkout (set METARL_OMNIGLOT)",
+    reason="the Omniglot zips are not next to this checkout (set METARL_DATA)",
 )
 def test_real_omniglot_split_matches_the_design():
     loaded = {split: load_omniglot(split) for split in SPLITS}

@@ -1,4 +1,4 @@
-"""The few-shot learner interface (save / load_learner / predict) and learning on synthetic data."""
+"""The few-shot learner interface (make, save, load, predict) and learning on synthetic data."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from helpers import load_experiment
-from metarl.supervised import EpisodeSampler
+from metarl.learners import LEARNERS, load_learner, make_learner, save_learner
+from metarl.nn import MLP, Conv4
+from metarl.supervised import ContextMLP, EpisodeSampler
 from metarl.supervised.data import omniglot
 from metarl.supervised.data.omniglot import load_image
 from metarl.supervised.evaluate import accuracies_after_steps, adapted_to_support
-from metarl.supervised.fewshot import LEARNERS, build_learner, load_learner, save_learner
+from metarl.utils import load_checkpoint, save_checkpoint
 
 
 def _prototype_data(classes: int = 40, per_class: int = 20, dim: int = 16, seed: int = 0):
@@ -32,7 +34,18 @@ def _prototype_data(classes: int = 40, per_class: int = 20, dim: int = 16, seed:
     return torch.tensor(prototypes[labels] + noise, dtype=torch.float32), labels
 
 
-MLP_SPEC = {"name": "MLP", "in_features": 16, "out_features": 5, "hidden": (32,)}
+def mlp() -> MLP:
+    return MLP(16, 5, hidden=(32,))
+
+
+def build(kind: str, inner_lr: float, steps: int, model: torch.nn.Module | None = None):
+    """A learner of ``kind`` on the synthetic data's network (CAML: a context MLP)."""
+    if model is None:
+        model = ContextMLP(16, 5, context_dim=32, hidden=(64,)) if kind == "caml" else mlp()
+    step_size = {"initial_step": inner_lr} if kind == "lstm" else {"inner_lr": inner_lr}
+    return make_learner(kind, model, inner_steps=steps, **step_size)
+
+
 # inner step size, inner steps, outer learning rate, shots per class in meta-training (Reptile
 # meta-trains on more shots than it is tested with, as in its paper's Omniglot runs)
 SETTINGS = {
@@ -40,8 +53,6 @@ SETTINGS = {
     "reptile": (0.5, 5, 0.1, 5), "caml": (5.0, 2, 3e-3, 1), "gradagree": (0.5, 1, 3e-3, 1),
     "taml": (0.5, 1, 3e-3, 1), "taml-theil": (0.5, 1, 3e-3, 1), "lstm": (0.3, 3, 3e-3, 1),
 }  # fmt: skip
-SPECS = {"caml": {"name": "ContextMLP", "in_features": 16, "out_features": 5, "context_dim": 32,
-                  "hidden": (64,)}}  # fmt: skip
 
 
 # ADML clips its attacks to image bounds [0, 1]; tests/test_supervised_adml.py trains it.
@@ -52,7 +63,7 @@ def test_every_learner_beats_chance_after_a_few_hundred_iterations(kind):
     inner_lr, steps, outer_lr, train_shots = SETTINGS[kind]
     train = EpisodeSampler(data[:600], labels[:600], ways=5, shots=train_shots, queries=5, seed=0)
     test = EpisodeSampler(data[600:], labels[600:], ways=5, shots=1, queries=5, seed=1)
-    learner = build_learner(kind, SPECS.get(kind, MLP_SPEC), inner_lr, steps)
+    learner = build(kind, inner_lr, steps)
     held_out = test.sample(200)
     before = accuracies_after_steps(learner, held_out, steps).mean().item()
     optimizer = torch.optim.Adam(learner.parameters(), lr=outer_lr)
@@ -68,11 +79,12 @@ def test_every_learner_beats_chance_after_a_few_hundred_iterations(kind):
 
 def test_saved_learner_predicts_what_the_trained_one_does(tmp_path):
     torch.manual_seed(0)
-    learner = build_learner("metasgd", MLP_SPEC, 0.3, 1)
+    learner = build("metasgd", 0.3, 1)
+    learner.eval_steps = 2
     with torch.no_grad():
         for p in learner.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    save_learner(tmp_path / "l.pt", learner, "metasgd", MLP_SPEC, eval_steps=2, inner_lr=0.3)
+    save_learner(tmp_path / "l.pt", learner)
     data, labels = _prototype_data()
     episode = EpisodeSampler(data, labels, ways=5, shots=2, queries=3, seed=0).sample(1)
     sx, sy, qx, qy = (t[0] for t in episode)
@@ -86,16 +98,20 @@ def test_saved_learner_predicts_what_the_trained_one_does(tmp_path):
         load_learner(tmp_path / "l.pt").predict(sx[:7], torch.arange(7), qx)
 
 
-def test_unknown_names_are_rejected():
+def test_unknown_names_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown learner"):
-        build_learner("protonet", MLP_SPEC, 0.1, 1)
-    with pytest.raises(ValueError, match="unknown model"):
-        build_learner("maml", {"name": "ResNet"}, 0.1, 1)
+        make_learner("protonet", mlp(), inner_lr=0.1)
+    with pytest.raises(ValueError, match="not registered"):  # a checkpoint naming a strange model
+        save_learner(tmp_path / "l.pt", build("maml", 0.1, 1))
+        state = load_checkpoint(tmp_path / "l.pt")
+        state["model"]["class"] = "metarl.nn.ResNet"
+        save_checkpoint(state, tmp_path / "strange.pt")
+        load_learner(tmp_path / "strange.pt")
 
 
 @pytest.mark.skipif(
     not (omniglot.default_root() / omniglot.ZIP_FILES[0]).is_file(),
-    reason="the Omniglot zips are not next to this checkout (set METARL_OMNIGLOT)",
+    reason="the Omniglot zips are not next to this checkout (set METARL_DATA)",
 )
 def test_omniglot_script_runs_end_to_end_and_resumes(tmp_path):
     exp = load_experiment("omniglot")
@@ -125,8 +141,7 @@ def test_omniglot_script_runs_end_to_end_and_resumes(tmp_path):
 
 def test_query_groups_classify_one_query_per_class_per_batch():
     torch.manual_seed(0)
-    learner = build_learner("maml", {"name": "Conv4", "ways": 3, "channels": 4,
-                                     "image_size": 16}, 0.4, 1)  # fmt: skip
+    learner = build("maml", 0.4, 1, Conv4(ways=3, channels=4, image_size=16))
     labels = np.repeat(np.arange(6), 5)
     data = torch.rand(30, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     batch = EpisodeSampler(data, labels, ways=3, shots=1, queries=4, seed=0).sample(5)
@@ -145,13 +160,13 @@ def test_query_groups_classify_one_query_per_class_per_batch():
     )
     assert one_batch.shape == (5,)
     # ... and not for a model without them
-    mlp = build_learner("maml", MLP_SPEC, 0.5, 1)
+    plain = build("maml", 0.5, 1)
     x, y = _prototype_data()
     episodes = EpisodeSampler(x, y, ways=5, shots=1, queries=3, seed=0).sample(4)
-    torch.testing.assert_close(accuracies_after_steps(mlp, episodes, 1, query_groups=3),
-                               accuracies_after_steps(mlp, episodes, 1))  # fmt: skip
+    torch.testing.assert_close(accuracies_after_steps(plain, episodes, 1, query_groups=3),
+                               accuracies_after_steps(plain, episodes, 1))  # fmt: skip
     with pytest.raises(ValueError, match="divide"):
-        accuracies_after_steps(mlp, episodes, 1, query_groups=2)
+        accuracies_after_steps(plain, episodes, 1, query_groups=2)
 
 
 @pytest.mark.parametrize("kind", [k for k in LEARNERS if k != "adml"])
@@ -161,7 +176,7 @@ def test_evaluation_adapts_like_the_learner_without_recording_its_rule(kind):
     23 GB during validation, when it was killed for memory)."""
     torch.manual_seed(0)
     inner_lr, steps, _, _ = SETTINGS[kind]
-    learner = build_learner(kind, SPECS.get(kind, MLP_SPEC), inner_lr, steps)
+    learner = build(kind, inner_lr, steps)
     x, y = _prototype_data()
     batch = EpisodeSampler(x, y, ways=5, shots=1, queries=3, seed=0).sample(3)
     recorded = []

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from metarl.core import MAML, TaskBatch
+from metarl.nn import MLP
 from metarl.supervised.gradient_agreement import GradientAgreementMAML, agreement_weights
-from metarl.supervised.models import MLP
 
 
 def test_weights_follow_the_formula():

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from helpers import assert_vmap_matches_loop
 from metarl.core import MAML, TaskBatch
+from metarl.nn import MLP
 from metarl.supervised.lstm_meta_learner import LSTMMetaLearner, LSTMRule, preprocess
-from metarl.supervised.models import MLP
 
 
 def _batch(tasks: int = 3) -> TaskBatch:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from helpers import assert_vmap_matches_loop
 from metarl.core import MAML, TaskBatch, resolve_batching
-from metarl.supervised.models import MLP, Conv4, TaskBatchNorm2d
+from metarl.nn import MLP, Conv4, TaskBatchNorm2d
 
 
 @pytest.mark.parametrize("norm", ["batch", "group", "none"])

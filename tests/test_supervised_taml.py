@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from metarl.core import MAML, TaskBatch
 from metarl.core.params import forward_with
-from metarl.supervised.models import MLP
+from metarl.nn import MLP
 from metarl.supervised.taml import TAML, gini_coefficient, theil_index
 
 

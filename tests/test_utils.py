@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 
 import pytest
 import torch
 
 from metarl.utils import CSVLogger, load_checkpoint, save_checkpoint
-from metarl.utils.cli import parse_settings
 
 
 def test_checkpoint_round_trip_with_weights_only(tmp_path):
@@ -47,20 +45,3 @@ def test_csv_logger_resume_drops_rows_past_the_checkpoint(tmp_path):
     with (tmp_path / "m.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [(r["step"], r["loss"]) for r in rows] == [("1", "0.5"), ("2", "1.0"), ("3", "9.0")]
-
-
-@dataclass
-class _Settings:
-    name: str = "a"
-    lr: float = 0.1
-    flag: bool = False
-    size: int | None = None
-    pair: tuple[float, ...] = (1.0, 2.0)
-
-
-def test_parse_settings():
-    s = parse_settings(_Settings, ["--lr", "0.5", "--flag", "--size", "3", "--pair", "0.1", "0.2"])
-    assert s == _Settings("a", 0.5, True, 3, (0.1, 0.2))
-    assert parse_settings(_Settings, ["--size", "none"]).size is None
-    with pytest.raises(SystemExit):
-        parse_settings(_Settings, ["--lr", "fast"])

@@ -3,7 +3,8 @@
 - ``params``: functional parameters (dicts of tensors applied with ``functional_call``);
 - ``rules``: inner update rules (SGD step, Meta-SGD's learned step sizes);
 - ``adapt``: adapt one task, or a batch of tasks with vmap or a reference loop;
-- ``outer``: outer updates that are not plain backprop (Reptile);
+- ``outer``: outer updates that are not plain backprop (Reptile), and ``check_outer``;
+- ``trpo``: the ``TRPO`` trust-region outer step;
 - ``learners``: MAML / FOMAML, Meta-SGD and Reptile built from the pieces above.
 """
 
@@ -18,7 +19,7 @@ from metarl.core.learners import (
     resolve_batching,
     vmap_unsafe_layers,
 )
-from metarl.core.outer import reptile_pseudo_gradient, reptile_update
+from metarl.core.outer import check_outer, reptile_pseudo_gradient
 from metarl.core.params import (
     Params,
     detach_params,
@@ -28,6 +29,7 @@ from metarl.core.params import (
     unstack_params,
 )
 from metarl.core.rules import AdamRule, InnerRule, MetaSGDRule, SGDRule, StatefulRule
+from metarl.core.trpo import TRPO, TRPOStats, conjugate_gradient, trpo_step
 
 __all__ = [
     "MAML",
@@ -41,19 +43,23 @@ __all__ = [
     "Reptile",
     "SGDRule",
     "StatefulRule",
+    "TRPO",
+    "TRPOStats",
     "TaskBatch",
     "adapt",
     "adapt_batch",
     "as_task_batch",
+    "check_outer",
+    "conjugate_gradient",
     "detach_params",
     "forward_with",
     "map_tasks",
     "meta_losses",
     "named_params",
     "reptile_pseudo_gradient",
-    "reptile_update",
     "resolve_batching",
     "stack_params",
+    "trpo_step",
     "unstack_params",
     "vmap_unsafe_layers",
 ]

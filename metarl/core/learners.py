@@ -12,9 +12,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils import _pytree as pytree
 
+from metarl.config import Configurable
 from metarl.core.adapt import Batching, InnerLoss, adapt, adapt_batch, map_tasks, meta_losses
 from metarl.core.outer import reptile_pseudo_gradient
 from metarl.core.params import Params, detach_params, forward_with, named_params
@@ -54,9 +56,9 @@ def resolve_batching(model: nn.Module, batching: BatchingChoice) -> Batching:
     error; use GroupNorm instead, or ``"loop"``.
 
     ``"auto"`` also takes the loop for convolutional models: on the CPU, vmap over
-    convolutions ran at 0.54x the loop's speed with 1.23x its memory for MAML on Conv-4
-    Omniglot episodes (``benchmarks/supervised.py``), while for MLPs (sinusoid, policies) it
-    is about 10x faster (``benchmarks/adapt.py``).
+    convolutions is slower and hungrier for memory than the loop, while for MLPs (sinusoid,
+    policies) it is much faster (``benchmarks/supervised.py`` and ``benchmarks/adapt.py``
+    measure both).
     """
     unsafe = vmap_unsafe_layers(model)
     if batching == "auto":
@@ -81,8 +83,13 @@ def resolve_batching(model: nn.Module, batching: BatchingChoice) -> Batching:
     return batching
 
 
-class MetaLearner(nn.Module):
+class MetaLearner(Configurable, nn.Module):
     """A model plus an inner update rule; the outer objective is defined by subclasses.
+
+    Every learner records its constructor arguments (``config``, the model excepted, which
+    records its own), so ``metarl.save_learner(path, learner)`` needs nothing else.
+    ``eval_steps`` (default: ``inner_steps``) is how many inner steps ``predict`` and a
+    loaded learner take at test time; set it after construction, it is saved too.
 
     Args:
         model: any ``nn.Module``; its trainable parameters are the meta-learned initialisation.
@@ -92,6 +99,8 @@ class MetaLearner(nn.Module):
         batching: ``"auto"``, ``"vmap"`` or ``"loop"`` (see ``resolve_batching``).
         chunk_size: with vmap, how many tasks to vectorise at once (None: all).
     """
+
+    config_excludes = ("model",)
 
     def __init__(
         self,
@@ -105,9 +114,14 @@ class MetaLearner(nn.Module):
         super().__init__()
         if inner_steps < 0:
             raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(
+                f"chunk_size must be a positive number of tasks or None, got {chunk_size}"
+            )
         self.model = model
         self.rule = rule
         self.inner_steps = inner_steps
+        self.eval_steps = inner_steps
         self.first_order = first_order
         self.batching: Batching = resolve_batching(model, batching)
         self.chunk_size = chunk_size
@@ -175,6 +189,33 @@ class MetaLearner(nn.Module):
     def task_losses(self, loss: InnerLoss, batched_params: Params, data: Any) -> Tensor:
         """``loss(params_i, data_i)`` for every task: evaluates adapted parameters."""
         return map_tasks(loss, [batched_params, data], [0, 0], self.batching, self.chunk_size)
+
+    def predict(
+        self,
+        support_x: Tensor,
+        support_y: Tensor,
+        query_x: Tensor,
+        loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+        steps: int | None = None,
+    ) -> Tensor:
+        """Model outputs on ``query_x`` after ``steps`` (default ``eval_steps``) inner steps
+        of ``loss_fn`` on one task's support set: ``[Q, N]`` logits for a classifier.
+
+        Inputs are checked first: tensors (not NumPy arrays), finite, one label per support
+        example, the shape the model takes (where it records one, as ``metarl.nn``'s networks
+        do) and, for integer labels, a class its output layer has. A model normalising with
+        the statistics of the batch at hand (``Conv4`` with ``norm="batch"``) classifies the
+        queries together, so pass them as the batch it was trained on.
+        """
+        _check_inputs(self.model, support_x, support_y, query_x)
+        if not support_y.is_floating_point():
+            support_y = support_y.long()
+        with torch.no_grad():  # torch.func.grad takes the inner gradients regardless
+            adapted = self.adapt(
+                self.supervised_loss(loss_fn), (support_x, support_y),
+                steps=self.eval_steps if steps is None else steps, first_order=True,
+            )  # fmt: skip
+            return self(query_x, params=adapted)
 
     # -- outer objective -----------------------------------------------------------------
     def meta_losses(
@@ -253,14 +294,19 @@ class Reptile(MetaLearner):
     The inner loop is plain SGD (``inner_rule="sgd"``) or Adam with ``betas=(0, 0.999)``
     (``"adam"``, the paper's Omniglot runs) on the support data, with no gradient through
     it; ``inner_batch`` splits each task's support set into mini-batches of that size, one
-    per step (shuffled once per meta-batch and cycled), where the paper's runs take 5 steps
-    of 10 examples from 50. ``meta_losses`` returns a tensor whose *value* is each task's
-    query loss after adaptation and whose mean has, as its *gradient* with respect to the
-    initialisation, Reptile's pseudo-gradient ``theta - mean_i phi_i``, so
-    ``loss.mean().backward()`` followed by ``torch.optim.SGD(lr=epsilon).step()`` is exactly
-    Reptile's update ``theta <- theta + epsilon * (mean_i phi_i - theta)``.
+    per step (shuffled once per meta-batch with ``generator``, default a generator seeded
+    with 0, and cycled), where the paper's runs take 5 steps of 10 examples from 50.
+
+    ``meta_losses`` returns a tensor whose *value* is each task's query loss after
+    adaptation and whose mean has, as its *gradient* with respect to the initialisation,
+    Reptile's pseudo-gradient ``theta - mean_i phi_i``. So ``loss.mean().backward()``
+    followed by ``torch.optim.SGD(lr=epsilon).step()`` is exactly Reptile's update
+    ``theta <- theta + epsilon * (mean_i phi_i - theta)``, and any optimiser may take the
+    pseudo-gradient instead (Adam does too); a trust-region step cannot (see ``TRPO``).
     Test-time adaptation uses the same rule on the whole support set.
     """
+
+    config_excludes = ("model", "generator")
 
     def __init__(
         self,
@@ -271,6 +317,7 @@ class Reptile(MetaLearner):
         chunk_size: int | None = None,
         inner_rule: Literal["sgd", "adam"] = "sgd",
         inner_batch: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         if inner_rule not in ("sgd", "adam"):
             raise ValueError(f"inner_rule must be 'sgd' or 'adam', got {inner_rule!r}")
@@ -279,6 +326,7 @@ class Reptile(MetaLearner):
         rule = SGDRule(inner_lr) if inner_rule == "sgd" else AdamRule(inner_lr)
         super().__init__(model, rule, inner_steps, True, batching, chunk_size)
         self.inner_batch = inner_batch
+        self.generator = torch.Generator().manual_seed(0) if generator is None else generator
 
     def meta_losses(
         self, inner_loss: InnerLoss, support: Any, outer_loss: InnerLoss, query: Any
@@ -305,10 +353,41 @@ class Reptile(MetaLearner):
         if len(sizes) != 1:
             raise ValueError(f"support tensors disagree on the number of examples: {sizes}")
         n = sizes.pop()
-        order = torch.randperm(n)
-        index = order[torch.arange(self.inner_steps * batch_size) % n]
+        order = torch.randperm(n, generator=self.generator, device=self.generator.device)
+        index = order[torch.arange(self.inner_steps * batch_size, device=order.device) % n]
         index = index.view(self.inner_steps, batch_size)
-        return pytree.tree_map(lambda t: t[:, index], support)
+        return pytree.tree_map(lambda t: t[:, index.to(t.device)], support)
+
+
+def _check_inputs(model: nn.Module, support_x: Any, support_y: Any, query_x: Any) -> None:
+    """Clear errors for inputs ``predict`` cannot classify (see its docstring)."""
+    for name, value in (("support_x", support_x), ("support_y", support_y), ("query_x", query_x)):
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"{name} is a {type(value).__name__}; pass a torch.Tensor "
+                "(torch.as_tensor(array) converts a NumPy array)"
+            )
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+    if support_y.dim() == 0 or support_x.shape[0] != support_y.shape[0]:
+        raise ValueError(
+            f"{support_x.shape[0]} support examples but labels of shape {tuple(support_y.shape)}"
+        )
+    expected = getattr(model, "input_shape", None)
+    for name, x in (("support_x", support_x), ("query_x", query_x)):
+        if expected is not None and tuple(x.shape[1:]) != tuple(expected):
+            raise ValueError(
+                f"{name} has examples of shape {tuple(x.shape[1:])}; this model takes "
+                f"{tuple(expected)} (a batch of them: [n, {', '.join(map(str, expected))}])"
+            )
+    classes = getattr(model, "output_size", None)
+    if classes is not None and not support_y.is_floating_point():
+        low, high = int(support_y.min()), int(support_y.max())
+        if low < 0 or high >= classes:
+            raise ValueError(
+                f"support label {high if high >= classes else low} is out of range: this "
+                f"learner's output layer has {classes} classes (labels 0..{classes - 1})"
+            )
 
 
 def as_task_batch(batch: Any) -> TaskBatch:

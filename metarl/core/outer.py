@@ -1,11 +1,17 @@
-"""Outer updates that are not plain backpropagation through the inner loop."""
+"""Outer updates that are not plain backpropagation, and the checks that pair them with learners.
+
+A meta-learner's outer step is an object the user passes: a ``torch.optim`` optimiser over
+``learner.parameters()`` (backprop through the adaptation, or Reptile's pseudo-gradient), or
+a ``TRPO`` trust-region step. ``check_outer`` refuses pairs that cannot work.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from metarl.core.params import Params
 
@@ -20,12 +26,36 @@ def reptile_pseudo_gradient(params: Mapping[str, Tensor], adapted: Mapping[str, 
     return {name: (p - adapted[name].mean(0)).detach() for name, p in params.items()}
 
 
-@torch.no_grad()
-def reptile_update(
-    params: Mapping[str, Tensor], adapted: Mapping[str, Tensor], step_size: float
-) -> None:
-    """Apply Reptile's interpolation in place: ``theta <- theta + eps * (mean_i phi_i - theta)``."""
-    if not 0 < step_size <= 1:
-        raise ValueError(f"Reptile step size must be in (0, 1], got {step_size}")
-    for name, p in params.items():
-        p.lerp_(adapted[name].mean(0), step_size)
+def check_outer(learner: nn.Module, outer: Any) -> None:
+    """Raise ``ValueError`` unless ``outer`` can update ``learner``.
+
+    ``outer`` must be a ``torch.optim.Optimizer`` holding the learner's parameters, or a
+    ``TRPO``. Reptile's update is a pseudo-gradient, not the gradient of a surrogate, so a
+    trust-region step (which needs the surrogate's curvature) cannot take it.
+    """
+    from metarl.core.learners import Reptile  # here: metarl.core.learners imports this module
+    from metarl.core.trpo import TRPO
+
+    if isinstance(outer, TRPO):
+        if isinstance(learner, Reptile):
+            raise ValueError(
+                "Reptile with a TRPO outer step cannot work: Reptile's direction theta - "
+                "mean(phi) is not the gradient of a surrogate whose KL curvature TRPO could "
+                "use. Pass torch.optim.SGD(learner.parameters(), lr=epsilon) (Reptile's "
+                "interpolation) or another optimiser."
+            )
+        return
+    if not isinstance(outer, torch.optim.Optimizer):
+        raise ValueError(
+            f"outer must be a TRPO(...) or a torch.optim optimiser over learner.parameters(), "
+            f"got {type(outer).__name__}"
+        )
+    held = {id(p) for group in outer.param_groups for p in group["params"]}
+    trainable = [p for p in learner.parameters() if p.requires_grad]
+    missing = sum(id(p) not in held for p in trainable)
+    if missing:
+        raise ValueError(
+            f"the outer optimiser leaves {missing} of the learner's {len(trainable)} "
+            "parameter tensors out: build it over learner.parameters() (which include a "
+            "learned rule's step sizes), not model.parameters() or another model's"
+        )

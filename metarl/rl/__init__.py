@@ -1,4 +1,4 @@
-"""Meta-reinforcement learning on metarl.core: sampler, policies, baselines, TRPO, trainer."""
+"""Meta-reinforcement learning on metarl.core: sampler, policies, baselines, losses, trainer."""
 
 from metarl.rl.baselines import fit_linear_baseline
 from metarl.rl.episodes import Episodes, PolicyGradientData
@@ -7,7 +7,6 @@ from metarl.rl.policies import CategoricalMLPPolicy, GaussianMLPPolicy
 from metarl.rl.returns import discounted_returns, gae_advantages, normalize_advantages
 from metarl.rl.sampler import MultiTaskSampler
 from metarl.rl.trainer import MetaRLTrainer
-from metarl.rl.trpo import conjugate_gradient, trpo_step
 
 __all__ = [
     "CategoricalMLPPolicy",
@@ -16,7 +15,6 @@ __all__ = [
     "MetaRLTrainer",
     "MultiTaskSampler",
     "PolicyGradientData",
-    "conjugate_gradient",
     "discounted_returns",
     "fit_linear_baseline",
     "gae_advantages",
@@ -24,5 +22,4 @@ __all__ = [
     "policy_gradient_data",
     "reinforce_loss",
     "surrogate_and_kl",
-    "trpo_step",
 ]

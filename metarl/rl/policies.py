@@ -14,12 +14,11 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from metarl.supervised.models import MLP
+from metarl.config import Configurable
+from metarl.nn import MLP
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
-
-class GaussianMLPPolicy(nn.Module):
+class GaussianMLPPolicy(Configurable, nn.Module):
     """Diagonal Gaussian policy: MLP mean, state-independent learned log standard deviation.
 
     The MAML paper's default is two hidden layers of 100 ReLU units (``hidden=(100, 100)``).
@@ -37,9 +36,7 @@ class GaussianMLPPolicy(nn.Module):
         init_std: float = 1.0,
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
-        self.mean = MLP(obs_dim, act_dim, hidden, ACTIVATIONS[activation])
+        self.mean = MLP(obs_dim, act_dim, hidden, activation)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
 
     @classmethod
@@ -70,11 +67,16 @@ class GaussianMLPPolicy(nn.Module):
     @staticmethod
     def sample(dist: tuple[Tensor, Tensor], generator: torch.Generator | None = None) -> Tensor:
         mean, log_std = dist
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        return mean + torch.exp(log_std) * noise
+        noise = torch.randn(
+            mean.shape,
+            generator=generator,
+            dtype=mean.dtype,
+            device=mean.device if generator is None else generator.device,
+        )
+        return mean + torch.exp(log_std) * noise.to(mean.device)
 
 
-class CategoricalMLPPolicy(nn.Module):
+class CategoricalMLPPolicy(Configurable, nn.Module):
     """Categorical policy over ``n`` actions with MLP logits; ``forward`` returns log-probs."""
 
     discrete = True
@@ -87,7 +89,7 @@ class CategoricalMLPPolicy(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        self.logits = MLP(obs_dim, num_actions, hidden, ACTIVATIONS[activation])
+        self.logits = MLP(obs_dim, num_actions, hidden, activation)
 
     @classmethod
     def for_env(cls, env_id: str, **kwargs) -> CategoricalMLPPolicy:
@@ -113,7 +115,10 @@ class CategoricalMLPPolicy(nn.Module):
     def sample(dist: tuple[Tensor], generator: torch.Generator | None = None) -> Tensor:
         (log_probs,) = dist
         flat = log_probs.reshape(-1, log_probs.shape[-1]).exp()
-        return torch.multinomial(flat, 1, generator=generator).view(log_probs.shape[:-1])
+        if generator is not None:
+            flat = flat.to(generator.device)
+        picks = torch.multinomial(flat, 1, generator=generator)
+        return picks.to(log_probs.device).view(log_probs.shape[:-1])
 
 
 def _spaces(env_id: str) -> tuple[gym.Space, gym.Space]:

@@ -23,8 +23,9 @@ copy in a Python loop. Everything runs in this process: there are no workers to 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -33,10 +34,11 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from metarl.core.params import Params, forward_with
-from metarl.envs.batched import BatchedMujoco
-from metarl.envs.locomotion import MujocoTaskEnv
 from metarl.envs.wrappers import flatten_task
 from metarl.rl.episodes import Episodes
+
+if TYPE_CHECKING:
+    from metarl.envs.batched import BatchedMujoco
 
 
 class MultiTaskSampler:
@@ -80,7 +82,7 @@ class MultiTaskSampler:
         self.task_env = self._make()
         if not all(hasattr(self.task_env, m) for m in ("sample_tasks", "set_task", "task")):
             raise TypeError(f"{env_id} does not implement the task-distribution protocol")
-        self.fast = fast and isinstance(self.task_env, MujocoTaskEnv)
+        self.fast = fast and _is_mujoco_task_env(self.task_env)
         self.threads = threads
         self._action_center, self._action_half_range = _action_affine(
             self.task_env.action_space, rescale_actions
@@ -190,6 +192,8 @@ class MultiTaskSampler:
         )
 
     def _batched_envs(self, envs: list[gym.Env]) -> BatchedMujoco:
+        from metarl.envs.batched import BatchedMujoco  # MuJoCo only where it is used
+
         if self._batched is None or self._batched.envs != envs:
             self._batched = BatchedMujoco(envs, self.threads)
         return self._batched
@@ -199,6 +203,13 @@ class MultiTaskSampler:
         for env in self._envs:
             env.close()
         self._envs.clear()
+
+
+def _is_mujoco_task_env(env: gym.Env) -> bool:
+    """Whether ``env`` is one of metarl's MuJoCo distributions, without importing MuJoCo:
+    such an environment exists only once its module has been imported."""
+    locomotion = sys.modules.get("metarl.envs.locomotion")
+    return locomotion is not None and isinstance(env, locomotion.MujocoTaskEnv)
 
 
 def _action_affine(space: gym.Space, rescale: bool) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -7,9 +7,10 @@ policy gradient outside). One meta-iteration:
 1. sample episodes of the current policy on a batch of tasks (the support set);
 2. adapt per task with the learner's inner rule (``vmap`` over tasks);
 3. sample episodes of each adapted policy (the query set);
-4. outer update: TRPO through the adaptation (``outer="trpo"``), a gradient step of an
-   optimiser (``outer="sgd"``, MAML with vanilla PG), or Reptile's interpolation
-   (``outer="reptile"``).
+4. outer update: the step object the user passed, ``TRPO(max_kl=...)`` through the
+   adaptation (MAML-TRPO), or any ``torch.optim`` optimiser over ``learner.parameters()``
+   on the surrogate (MAML with vanilla PG) or on Reptile's pseudo-gradient (with
+   ``SGD(lr=epsilon)``, exactly Reptile's interpolation).
 
 With ``inner_steps=0`` the same loop trains a plain multi-task policy (the "pretrained"
 baseline of the MAML paper).
@@ -18,15 +19,16 @@ baseline of the MAML paper).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from metarl.core.adapt import adapt, map_tasks
 from metarl.core.learners import MetaLearner
-from metarl.core.outer import reptile_update
+from metarl.core.outer import check_outer
 from metarl.core.params import Params, detach_params
+from metarl.core.trpo import TRPO
 from metarl.rl.losses import (
     policy_gradient_data,
     reinforce_loss,
@@ -34,9 +36,8 @@ from metarl.rl.losses import (
     surrogate_data,
 )
 from metarl.rl.sampler import MultiTaskSampler
-from metarl.rl.trpo import trpo_step
 
-Outer = Literal["trpo", "sgd", "reptile"]
+Outer = TRPO | torch.optim.Optimizer
 
 
 class MetaRLTrainer:
@@ -44,43 +45,40 @@ class MetaRLTrainer:
 
     Args:
         learner: e.g. ``MAML(policy, inner_lr=0.1)``, ``MetaSGD(policy, ...)``,
-            ``Reptile(policy, ...)``.
+            ``Reptile(policy, ...)``. A learner whose extra objective is defined only on
+            supervised batches (it overrides ``meta_loss``, as TAML and ADML do) is refused:
+            in RL it would silently be plain MAML.
         sampler: a ``MultiTaskSampler`` for the task distribution.
-        outer: ``"trpo"``, ``"sgd"`` (an optimiser step on the surrogate; Adam by default) or
-            ``"reptile"``.
-        max_kl: TRPO's trust-region size.
-        outer_lr: learning rate for ``"sgd"`` (Adam) and step size epsilon for ``"reptile"``.
+        outer: the outer step, ``TRPO(max_kl=0.01)`` or a ``torch.optim`` optimiser over
+            ``learner.parameters()`` (``Adam(..., lr=1e-3)`` for MAML with vanilla PG,
+            ``SGD(..., lr=epsilon)`` for Reptile). Reptile with ``TRPO`` is a ``ValueError``.
         gamma, gae_lambda: discount and GAE parameter for the advantages.
-        cg_iterations, cg_damping, backtrack_ratio: TRPO's conjugate-gradient iterations,
-            Fisher damping and line-search shrink factor.
     """
 
     def __init__(
         self,
         learner: MetaLearner,
         sampler: MultiTaskSampler,
-        outer: Outer = "trpo",
-        max_kl: float = 0.01,
-        outer_lr: float = 1e-3,
+        outer: Outer,
         gamma: float = 0.99,
         gae_lambda: float = 1.0,
-        cg_iterations: int = 10,
-        cg_damping: float = 1e-5,
-        backtrack_ratio: float = 0.8,
     ) -> None:
-        if outer not in ("trpo", "sgd", "reptile"):
-            raise ValueError(f"outer must be 'trpo', 'sgd' or 'reptile', got {outer!r}")
+        if type(learner).meta_loss is not MetaLearner.meta_loss:
+            raise ValueError(
+                f"{type(learner).__name__} defines its objective in meta_loss, on supervised "
+                "batches; meta-RL uses meta_losses with policy-gradient losses, where it "
+                "would silently be plain MAML. Use MAML, MetaSGD, Reptile, or a learner that "
+                "overrides meta_losses."
+            )
+        check_outer(learner, outer)
+        if not 0 < gamma <= 1 or not 0 <= gae_lambda <= 1:
+            raise ValueError(f"gamma must be in (0, 1] and gae_lambda in [0, 1], got "
+                             f"{gamma}, {gae_lambda}")  # fmt: skip
         self.learner, self.sampler, self.outer = learner, sampler, outer
         self.policy = learner.model
-        self.max_kl, self.outer_lr = max_kl, outer_lr
         self.gamma, self.gae_lambda = gamma, gae_lambda
-        self.cg_iterations, self.cg_damping = cg_iterations, cg_damping
-        self.backtrack_ratio = backtrack_ratio
         self.inner_loss = reinforce_loss(self.policy)
         self.outer_loss = surrogate_and_kl(self.policy)
-        self.optimizer = (
-            torch.optim.Adam(learner.parameters(), lr=outer_lr) if outer == "sgd" else None
-        )
 
     # -- one meta-iteration --------------------------------------------------------------
     def meta_step(self, tasks: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -98,9 +96,6 @@ class MetaRLTrainer:
             "return_after": query.mean_return().mean().item(),
             "env_steps": float(support.steps() + query.steps()),
         }
-        if self.outer == "reptile":
-            reptile_update(self.learner.params(), adapted, self.outer_lr)
-            return stats
         query_data = surrogate_data(
             self.policy, adapted, policy_gradient_data(query, self.gamma, self.gae_lambda)
         )
@@ -111,17 +106,14 @@ class MetaRLTrainer:
             )
             return out[:, 0].mean(), out[:, 1].mean()
 
-        if self.outer == "trpo":
-            result = trpo_step(
-                list(self.learner.parameters()), loss_and_kl, self.max_kl, self.cg_damping,
-                self.cg_iterations, self.backtrack_ratio,
-            )  # fmt: skip
+        if isinstance(self.outer, TRPO):
+            result = self.outer.step(list(self.learner.parameters()), loss_and_kl)
             stats.update(loss=result.loss_before, kl=result.kl, step_fraction=result.step_fraction)
         else:
             loss, kl = loss_and_kl()
-            self.optimizer.zero_grad()
+            self.outer.zero_grad()
             loss.backward()
-            self.optimizer.step()
+            self.outer.step()
             stats.update(loss=loss.item(), kl=kl.item())
         return stats
 
@@ -165,18 +157,18 @@ class MetaRLTrainer:
 
     # -- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Learner weights, sampler random streams and optimiser state, for a checkpoint."""
-        state: dict[str, Any] = {
+        """Learner weights, sampler random streams and the outer step's state, for a checkpoint."""
+        return {
             "learner": self.learner.state_dict(),
             "sampler": self.sampler.state(),
+            "outer": self.outer.state_dict(),
         }
-        if self.optimizer is not None:
-            state["optimizer"] = self.optimizer.state_dict()
-        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what ``state_dict`` saved; the run then continues as if never stopped."""
         self.learner.load_state_dict(state["learner"])
         self.sampler.load_state(state["sampler"])
-        if self.optimizer is not None:
-            self.optimizer.load_state_dict(state["optimizer"])
+        # Checkpoints written before the outer step was an object call it "optimizer".
+        outer = state.get("outer", state.get("optimizer", {}))
+        if outer or not isinstance(self.outer, torch.optim.Optimizer):
+            self.outer.load_state_dict(outer)

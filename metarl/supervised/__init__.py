@@ -1,13 +1,13 @@
 """Few-shot supervised learning on the same adaptation core as the meta-RL learners."""
 
+from metarl.learners import load_learner, make_learner, save_learner
+from metarl.nn import MLP, Conv4, TaskBatchNorm2d
 from metarl.supervised.adml import ADML
 from metarl.supervised.caml import CAML, ContextMLP
 from metarl.supervised.data import SinusoidTasks, load_omniglot
 from metarl.supervised.episodes import EpisodeSampler
-from metarl.supervised.fewshot import FewShotClassifier, load_learner
 from metarl.supervised.gradient_agreement import GradientAgreementMAML
 from metarl.supervised.lstm_meta_learner import LSTMMetaLearner
-from metarl.supervised.models import MLP, Conv4, TaskBatchNorm2d
 from metarl.supervised.taml import TAML
 
 __all__ = [
@@ -17,7 +17,6 @@ __all__ = [
     "MLP",
     "Conv4",
     "EpisodeSampler",
-    "FewShotClassifier",
     "GradientAgreementMAML",
     "LSTMMetaLearner",
     "SinusoidTasks",
@@ -25,4 +24,6 @@ __all__ = [
     "TaskBatchNorm2d",
     "load_learner",
     "load_omniglot",
+    "make_learner",
+    "save_learner",
 ]

@@ -15,15 +15,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from metarl.config import Configurable
 from metarl.core.learners import BatchingChoice, MetaLearner
 from metarl.core.params import Params, named_params
 from metarl.core.rules import SGDRule
-from metarl.supervised.models import MLP
+from metarl.nn import MLP
 
 CONTEXT = "context"
 
 
-class ContextMLP(nn.Module):
+class ContextMLP(Configurable, nn.Module):
     """An MLP whose input is the example concatenated with the task's context vector."""
 
     def __init__(
@@ -36,6 +37,8 @@ class ContextMLP(nn.Module):
         super().__init__()
         self.register_buffer(CONTEXT, torch.zeros(context_dim))
         self.body = MLP(in_features + context_dim, out_features, hidden)
+        self.input_shape: tuple[int, ...] = (in_features,)
+        self.output_size = out_features
 
     def forward(self, x: Tensor) -> Tensor:
         context = getattr(self, CONTEXT).expand(*x.shape[:-1], -1)

@@ -29,15 +29,24 @@ class CSVLogger:
             for row in kept:
                 self.log(row)
 
-    def log(self, row: Mapping[str, float | int | str]) -> None:
-        """Append one row; it must have a ``step`` field and the same fields as the first row."""
+    def log(self, row: Mapping[str, float | int | str | None]) -> None:
+        """Append one row; it needs a ``step`` field and no field the first row lacked.
+
+        Missing fields and ``None`` values are written as empty cells.
+        """
         if "step" not in row:
             raise ValueError("every logged row needs a 'step' field")
         new = self._fields is None and not self.path.exists()
         if self._fields is None:
             self._fields = list(row)
+        extra = [k for k in row if k not in self._fields]
+        if extra:
+            raise ValueError(
+                f"{self.path}: fields {extra} are not in its header {self._fields}; log every "
+                "field in the first row (an empty string where there is no value yet)"
+            )
         with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self._fields)
+            writer = csv.DictWriter(f, fieldnames=self._fields, restval="")
             if new:
                 writer.writeheader()
-            writer.writerow(dict(row))
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})

@@ -25,6 +25,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from metarl.utils.data import data_root
+
 ZIP_FILES = ("images_background_small1.zip", "images_background_small2.zip")
 SPLITS: dict[str, tuple[str, ...]] = {
     "train": ("Balinese", "Early_Aramaic", "Greek", "Korean", "Latin", "Japanese_(katakana)"),
@@ -53,11 +55,9 @@ class LabelledImages(NamedTuple):
 
 
 def default_root() -> Path:
-    """``$METARL_OMNIGLOT`` or ``../shared/data/omniglot`` next to the repository."""
-    env = os.environ.get("METARL_OMNIGLOT")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[4] / "shared" / "data" / "omniglot"
+    """``$METARL_DATA/omniglot`` (``FileNotFoundError`` naming ``--data`` and the variable
+    when it is unset)."""
+    return data_root(None, "omniglot")
 
 
 def cache_dir() -> Path:
@@ -91,7 +91,10 @@ def load_omniglot(
     zips = [root / name for name in ZIP_FILES]
     for path in zips:
         if not path.is_file():
-            raise FileNotFoundError(f"Omniglot zip not found: {path} (set METARL_OMNIGLOT)")
+            raise FileNotFoundError(
+                f"Omniglot zip not found: {path} (pass the folder holding {', '.join(ZIP_FILES)} "
+                "as root / --data, or set METARL_DATA to the folder above omniglot/)"
+            )
     cached = cache_dir() / f"omniglot-{split}-{size}-{_fingerprint(zips)}.npz"
     if use_cache and cached.is_file():
         with np.load(cached) as data:

@@ -1,4 +1,8 @@
-"""Models for supervised few-shot learning, safe under ``vmap``."""
+"""Networks every subpackage uses (MLP, Conv-4, a vmap-safe batch norm), safe under ``vmap``.
+
+Each network records its constructor arguments (``metarl.config.Configurable``), so a saved
+learner rebuilds it without being told its shape.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,17 @@ from torch import Tensor, nn
 from torch._C._functorch import TransformType
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
+from metarl.config import Configurable
 
-class MLP(nn.Sequential):
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+class MLP(Configurable, nn.Sequential):
     """A fully connected network: ``in -> hidden... -> out`` with an activation between layers.
 
-    ``MLP(1, 1, hidden=(40, 40))`` is the sinusoid regressor of the MAML paper.
+    ``MLP(1, 1, hidden=(40, 40))`` is the sinusoid regressor of the MAML paper;
+    ``activation`` is one of ``ACTIVATIONS`` (``"relu"``, ``"tanh"``). It takes inputs of
+    shape ``[..., in_features]``.
     """
 
     def __init__(
@@ -22,15 +32,24 @@ class MLP(nn.Sequential):
         in_features: int,
         out_features: int,
         hidden: Sequence[int] = (40, 40),
-        activation: type[nn.Module] = nn.ReLU,
+        activation: str = "relu",
     ) -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+        if in_features < 1 or out_features < 1 or any(h < 1 for h in hidden):
+            raise ValueError(
+                f"layer sizes must be positive, got in {in_features}, hidden {tuple(hidden)}, "
+                f"out {out_features}"
+            )
         sizes = [in_features, *hidden, out_features]
         layers: list[nn.Module] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(nn.Linear(n_in, n_out))
             if i < len(sizes) - 2:
-                layers.append(activation())
+                layers.append(ACTIVATIONS[activation]())
         super().__init__(*layers)
+        self.input_shape: tuple[int, ...] = (in_features,)
+        self.output_size = out_features
 
 
 class TaskBatchNorm2d(nn.Module):
@@ -42,9 +61,9 @@ class TaskBatchNorm2d(nn.Module):
     ``nn.BatchNorm2d`` does not give (see DESIGN.md). At test time the statistics come from
     the query batch being classified (transductive, as in MAML and Reptile's papers).
 
-    Outside ``vmap`` it calls ``F.batch_norm`` (exact second-order gradients there, and about
-    25% faster for a second-order MAML iteration of a Conv-4); inside ``vmap``, where that
-    kernel's meta-gradients are wrong, the plain tensor operations.
+    Outside ``vmap`` it calls ``F.batch_norm`` (exact second-order gradients there, and
+    faster); inside ``vmap``, where that kernel's meta-gradients are wrong, the plain tensor
+    operations.
     """
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
@@ -71,7 +90,7 @@ NORMS = ("batch", "group", "none")
 DOWNSAMPLING = ("maxpool", "stride")
 
 
-class Conv4(nn.Module):
+class Conv4(Configurable, nn.Module):
     """The standard few-shot Conv-4: four blocks of 3x3 conv, norm, ReLU, 2x2 max-pool, then linear.
 
     ``Conv4(ways=5)`` takes ``[B, 1, 28, 28]`` Omniglot images and returns ``[B, 5]`` logits
@@ -80,11 +99,10 @@ class Conv4(nn.Module):
     transductive), ``"none"`` leaves the blocks unnormalised. All three are vmap-safe.
     ``downsample="stride"`` halves the resolution with stride-2 convolutions instead of
     max-pooling (28 -> 14 -> 7 -> 4 -> 2, then a spatial mean): the MAML code's Omniglot
-    network, about 3.6x fewer multiply-adds.
+    network, with fewer multiply-adds.
     ``context_dim > 0`` adds a ``context`` buffer (zeros) that modulates the features of block
     ``film_block`` (1-4) by FiLM, ``h * (1 + gamma) + beta`` with ``(gamma, beta)`` a linear
-    function of the context: the model CAML adapts (on Omniglot its context learned much faster
-    at the third block than at the first).
+    function of the context: the model CAML adapts.
     """
 
     def __init__(
@@ -126,6 +144,8 @@ class Conv4(nn.Module):
             self.register_buffer("context", torch.zeros(context_dim))
             self.film = nn.Linear(context_dim, 2 * channels)
         self.film_block = film_block
+        self.input_shape: tuple[int, ...] = (in_channels, image_size, image_size)
+        self.output_size = ways
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.embed(x))

@@ -1,14 +1,16 @@
-"""Trust-region policy optimisation steps (Schulman et al., 2015) on any differentiable objective.
+"""Trust-region steps (Schulman et al., 2015) on any differentiable objective with a KL.
 
 The objective may differentiate through inner adaptation (MAML-TRPO): the Fisher-vector
 products are Hessian-vector products of the mean KL, taken by double backward through
-whatever graph ``loss_and_kl`` builds.
+whatever graph ``loss_and_kl`` builds. ``TRPO`` is the outer step a meta-RL trainer takes;
+``trpo_step`` is the same update as a function.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -91,3 +93,54 @@ def trpo_step(
                 return TRPOStats(loss_before, new_loss.item(), new_kl.item(), fraction)
         vector_to_parameters(old, params)
     return TRPOStats(loss_before, loss_before, 0.0, 0.0)
+
+
+@dataclass
+class TRPO:
+    """The TRPO outer step: pass ``TRPO(max_kl=0.01)`` where a torch optimiser could go.
+
+    Args:
+        max_kl: trust-region size (mean KL between the data-collecting and new policy).
+        damping: added to the Fisher matrix's diagonal for the conjugate-gradient solve.
+        cg_iterations: conjugate-gradient iterations per step.
+        backtrack_ratio: line-search shrink factor, in (0, 1).
+        max_backtracks: line-search trials before the step is rejected.
+    """
+
+    max_kl: float = 0.01
+    damping: float = 1e-5
+    cg_iterations: int = 10
+    backtrack_ratio: float = 0.8
+    max_backtracks: int = 15
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} must be {rule}, got {value}"
+            for name, value, ok, rule in (
+                ("max_kl", self.max_kl, self.max_kl > 0, "> 0"),
+                ("damping", self.damping, self.damping >= 0, ">= 0"),
+                ("cg_iterations", self.cg_iterations, self.cg_iterations >= 1, ">= 1"),
+                ("backtrack_ratio", self.backtrack_ratio, 0 < self.backtrack_ratio < 1,
+                 "in (0, 1)"),
+                ("max_backtracks", self.max_backtracks, self.max_backtracks >= 1, ">= 1"),
+            )
+            if not ok
+        ]  # fmt: skip
+        if problems:
+            raise ValueError("TRPO: " + "; ".join(problems))
+
+    def step(
+        self, params: Sequence[Tensor], loss_and_kl: Callable[[], tuple[Tensor, Tensor]]
+    ) -> TRPOStats:
+        """One trust-region update of ``params`` in place (see ``trpo_step``)."""
+        return trpo_step(
+            params, loss_and_kl, self.max_kl, self.damping, self.cg_iterations,
+            self.backtrack_ratio, self.max_backtracks,
+        )  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        """TRPO keeps no state between steps; present so trainers checkpoint any outer step."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore (see ``state_dict``)."""
