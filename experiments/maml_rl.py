@@ -26,7 +26,6 @@ or ``--overwrite``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +40,7 @@ from metarl.core import TRPO, MetaLearner
 from metarl.envs import flatten_task
 from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler
 from metarl.rl.trainer import Outer
-from metarl.utils import (
-    CheckpointError,
-    Run,
-    RunError,
-    load_checkpoint,
-    plot_curves,
-    seed_everything,
-)
+from metarl.utils import Run, plot_curves, seed_everything, start_run
 from metarl.utils.cli import (
     Check,
     Discount,
@@ -89,7 +81,7 @@ EVALUATION = ("eval_tasks", "eval_steps", "eval_seed", "later_step_scales", "val
 # and the number of iterations (a run continues to a larger one; nothing else depends on it).
 RESUME_IGNORES = ("resume", "overwrite", "out", "threads", "iterations", *EVALUATION)
 # Training settings added after the first runs, with the value the runs from before them had:
-# a saved record without one counts as holding this value (see unrecorded_as_before).
+# a saved record without one counts as holding this value (see as_before).
 BEFORE_ADDED = {
     "activation": "relu",  # the policy was a ReLU network
     "rescale_actions": False,  # it acted in raw units (the navigation raw-actions run)
@@ -142,32 +134,11 @@ def resolve(s: Settings) -> Settings:
     return dataclasses.replace(s, out=out, iterations=iterations)
 
 
-def unrecorded_as_before(s: Settings) -> tuple[str, ...]:
-    """On ``--resume``: the settings the saved record lacks that now hold their ``BEFORE_ADDED``
-    value, which the run was made with; the comparison skips them.
-
-    A saved record is ``<out>/settings.json`` or, for a run from before that file, the
-    ``settings`` in its checkpoint. An absent setting at any other value (``--rescale-actions``
-    on a run made with raw actions), or one not in ``BEFORE_ADDED``, is a difference, and the
-    resume is refused as for any changed setting.
-    """
-    if not s.resume:
-        return ()
-    out, saved = Path(s.out), None
-    if (out / "settings.json").is_file():
-        saved = json.loads((out / "settings.json").read_text()).get("settings")
-    elif (out / "checkpoint.pt").is_file():
-        try:
-            saved = load_checkpoint(out / "checkpoint.pt").get("settings")
-        except CheckpointError:
-            return ()  # Run says what is wrong with the checkpoint
-    if not isinstance(saved, dict):
-        return ()
-    return tuple(
-        name
-        for name, before in BEFORE_ADDED.items()
-        if name not in saved and getattr(s, name) == before
-    )
+def as_before(name: str, value: object) -> bool:
+    """Whether a setting the saved record lacks holds the value the run was made with
+    (``BEFORE_ADDED``); any other value, or a setting not listed there, is a difference and
+    the resume is refused (``--rescale-actions`` on a run made with raw actions)."""
+    return name in BEFORE_ADDED and BEFORE_ADDED[name] == value
 
 
 def build_learner(s: Settings, policy: torch.nn.Module) -> tuple[MetaLearner, Outer]:
@@ -185,19 +156,15 @@ def build_learner(s: Settings, policy: torch.nn.Module) -> tuple[MetaLearner, Ou
 def main(argv: list[str] | None = None) -> dict:
     s = resolve(parse_settings(Settings, argv))
     torch.set_num_threads(s.threads)
-    try:
-        run = Run(
-            s.out,
-            s,
-            resume=s.resume,
-            overwrite=s.overwrite,
-            argv=argv,
-            script=SCRIPT,
-            ignore=(*RESUME_IGNORES, *unrecorded_as_before(s)),
-            outputs=("eval.json", "learning_curve.png"),
-        )
-    except RunError as err:
-        raise SystemExit(str(err)) from None
+    run = start_run(
+        s.out,
+        s,
+        argv=argv,
+        script=SCRIPT,
+        ignore=RESUME_IGNORES,
+        outputs=("eval.json", "learning_curve.png"),
+        unrecorded=as_before,
+    )
     with run.interruptible():
         result = train_and_evaluate(s, run)
     run.finish()

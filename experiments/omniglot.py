@@ -40,7 +40,7 @@ initialisation, for ``metarl.load_learner``), ``learning_curve.png`` and ``resul
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -61,7 +61,7 @@ from metarl.supervised.data.omniglot import (
     with_rotations_if_short,
 )
 from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
-from metarl.utils import CheckpointError, Run, RunError, load_checkpoint, seed_everything
+from metarl.utils import load_checkpoint, seed_everything, start_run
 from metarl.utils.cli import Check, NonNegative, Positive, Probability, parse_settings
 from metarl.utils.run import plot_curves
 
@@ -227,24 +227,6 @@ def init_blocks_from_reference(model: Conv4, path: str | Path) -> None:
     nn.init.zeros_(model.head.bias)
 
 
-def unrecorded_settings(out: Path) -> tuple[str, ...]:
-    """The settings a run from before ``settings.json`` did not record (none for later runs).
-
-    Such a run's ``checkpoint.pt`` holds the settings it ran with, without those added to
-    this script since; resuming it compares only the ones it recorded.
-    """
-    ckpt = out / "checkpoint.pt"
-    if (out / "settings.json").exists() or not ckpt.is_file():
-        return ()
-    try:
-        saved = load_checkpoint(ckpt).get("settings")
-    except CheckpointError:  # the runner says what is wrong with it
-        return ()
-    if not isinstance(saved, dict):
-        return ()
-    return tuple(f.name for f in fields(Settings) if f.name not in saved)
-
-
 def main(argv: list[str] | None = None) -> dict:
     s = with_defaults(parse_settings(Settings, argv))
     torch.set_num_threads(s.threads)
@@ -290,20 +272,15 @@ def main(argv: list[str] | None = None) -> dict:
     if s.init_from is not None:  # a resumed run's checkpoint overwrites these below
         init_blocks_from_reference(learner.model, s.init_from)
     optimizer = OPTIMIZERS[s.outer_optimizer](learner.parameters(), lr=s.outer_lr)
-    ignore = (*RESUME_MAY_CHANGE, *(unrecorded_settings(out) if s.resume else ()))
-    try:
-        run = Run(
-            out,
-            s,
-            resume=s.resume,
-            overwrite=s.overwrite,
-            argv=argv,
-            script=SCRIPT,
-            ignore=ignore,
-            outputs=("learner.pt", "learning_curve.png"),
-        )
-    except RunError as err:
-        raise SystemExit(str(err)) from err
+    run = start_run(
+        out,
+        s,
+        argv=argv,
+        script=SCRIPT,
+        ignore=RESUME_MAY_CHANGE,
+        outputs=("learner.pt", "learning_curve.png"),
+        unrecorded=lambda name, value: True,  # runs from before a setting had its default
+    )
     best_path = out / "learner.pt"
     best_val = -1.0
 

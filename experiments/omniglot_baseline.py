@@ -50,7 +50,7 @@ from metarl.supervised.data.omniglot import (
     with_rotations_if_short,
 )
 from metarl.supervised.evaluate import mean_and_ci95
-from metarl.utils import Run, RunError, load_checkpoint, save_checkpoint, seed_everything
+from metarl.utils import load_checkpoint, save_checkpoint, seed_everything, start_run
 from metarl.utils.cli import Check, NonEmpty, Positive, parse_settings
 
 SCRIPT = "experiments/omniglot_baseline.py"
@@ -130,19 +130,9 @@ def main(argv: list[str] | None = None) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
     augment = RandomAffine(per="image") if s.augment == "image" else None
     rng = np.random.default_rng(s.seed)
-    try:
-        run = Run(
-            s.out,
-            s,
-            resume=s.resume,
-            overwrite=s.overwrite,
-            argv=argv,
-            script=SCRIPT,
-            ignore=RESUME_MAY_CHANGE,
-            outputs=("model.pt",),
-        )
-    except RunError as err:
-        raise SystemExit(str(err)) from err
+    run = start_run(
+        s.out, s, argv=argv, script=SCRIPT, ignore=RESUME_MAY_CHANGE, outputs=("model.pt",)
+    )
     model_path = run.out / "model.pt"
     best = (-1.0, 0)  # validation accuracy and epoch of the kept network
     with run.interruptible():

@@ -31,7 +31,7 @@ import metarl
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.omniglot import split_seed, with_rotations_if_short
 from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
-from metarl.utils import Run, RunError, seed_everything
+from metarl.utils import seed_everything, start_run
 from metarl.utils.cli import Check, Positive, parse_settings
 
 SCRIPT = "experiments/omniglot_retest.py"
@@ -86,10 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     except FileNotFoundError as err:
         raise SystemExit(str(err)) from err
     val, val_rotated = with_rotations_if_short(val, ways)
-    try:
-        run = Run(s.out, s, overwrite=s.overwrite, argv=argv, script=SCRIPT)
-    except RunError as err:
-        raise SystemExit(str(err)) from err
+    run = start_run(s.out, s, argv=argv, script=SCRIPT)
     scores = {}
     with run.interruptible():
         for name, data, episodes in (("val", val, s.val_episodes), ("test", test, s.test_episodes)):

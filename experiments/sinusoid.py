@@ -33,7 +33,7 @@ from metarl.core import MetaLearner
 from metarl.nn import MLP
 from metarl.supervised import SinusoidTasks
 from metarl.supervised.evaluate import losses_after_steps, mean_and_ci95
-from metarl.utils import Run, RunError, seed_everything
+from metarl.utils import seed_everything, start_run
 from metarl.utils.cli import Check, NonNegative, Positive, parse_settings
 
 SCRIPT = "experiments/sinusoid.py"
@@ -111,18 +111,7 @@ def build_learner(s: Settings) -> MetaLearner:
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
     queries, out = resolve(s)
-    try:
-        run = Run(
-            out,
-            s,
-            resume=s.resume,
-            overwrite=s.overwrite,
-            argv=argv,
-            script=SCRIPT,
-            ignore=RESUME_MAY_CHANGE,
-        )
-    except RunError as err:
-        raise SystemExit(str(err)) from None
+    run = start_run(out, s, argv=argv, script=SCRIPT, ignore=RESUME_MAY_CHANGE)
     torch.set_num_threads(s.threads)
     generator = seed_everything(s.seed)
     tasks = SinusoidTasks()

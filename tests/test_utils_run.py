@@ -218,3 +218,27 @@ def test_plot_curves_writes_a_png(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="no column"):
         plot_curves(path, "step", {"acc": "accuracy"}, "acc", tmp_path / "x.png")
+
+
+def test_a_setting_added_since_the_record_is_judged_by_unrecorded(tmp_path):
+    out = tmp_path / "old"
+    save_checkpoint({"iteration": 2, "state": {}, "settings": {"seed": 0, "shots": 5}},
+                    out / "checkpoint.pt")  # fmt: skip
+
+    def resume(unrecorded):
+        return Run(out, _Settings(resume=True), resume=True, argv=[], script=SCRIPT,
+                   ignore=("resume", "overwrite", "threads"), unrecorded=unrecorded)  # fmt: skip
+
+    with pytest.raises(RunError, match=r'hidden: "<absent>" -> \[8, 8\]'):
+        resume(None)  # by default an absent setting is a difference
+    with pytest.raises(RunError, match="hidden"):
+        resume(lambda name, value: name == "hidden" and value == [4])
+    resume(lambda name, value: name == "hidden" and value == [8, 8])
+
+
+def test_start_run_turns_a_refusal_into_a_clean_exit(tmp_path):
+    from metarl.utils import start_run
+
+    start_run(tmp_path / "run", _Settings(), argv=[], script=SCRIPT)
+    with pytest.raises(SystemExit, match="already holds a run"):
+        start_run(tmp_path / "run", _Settings(), argv=[], script=SCRIPT)

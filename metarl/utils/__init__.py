@@ -2,7 +2,7 @@
 
 from metarl.utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from metarl.utils.logging import CSVLogger
-from metarl.utils.run import Run, RunError, machine, plot_curves, versions
+from metarl.utils.run import Run, RunError, machine, plot_curves, start_run, versions
 from metarl.utils.seeding import seed_everything
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "plot_curves",
     "save_checkpoint",
     "seed_everything",
+    "start_run",
     "versions",
 ]

@@ -118,6 +118,9 @@ class Run:
     (after removing an old one if ``overwrite``) writes ``<out>/settings.json`` at once.
     ``argv`` (default ``sys.argv[1:]``) and ``script`` make the recorded command; ``outputs``
     names further files or folders the script writes into ``out``, removed by ``overwrite``.
+    ``unrecorded(name, value)`` says whether a setting absent from the saved record (one
+    added to the script after the run was made) may hold ``value`` on resume; by default
+    an absent setting is a difference like any other.
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class Run:
         script: str | None = None,
         ignore: Iterable[str] = ("resume", "overwrite"),
         outputs: Iterable[str] = (),
+        unrecorded: Callable[[str, Any], bool] | None = None,
     ) -> None:
         if not dataclasses.is_dataclass(settings) or isinstance(settings, type):
             raise TypeError(f"settings must be a dataclass instance, not {settings!r}")
@@ -152,6 +156,7 @@ class Run:
         self._bar: tqdm | None = None
         self._csv: CSVLogger | None = None
         self._board: Any = None
+        self._unrecorded = unrecorded
         if resume and overwrite:
             raise RunError(
                 f"--resume continues the run in {self.out} and --overwrite deletes it: "
@@ -211,6 +216,10 @@ class Run:
 
     def _compare(self, saved: dict[str, Any], ignore: set[str], source: Path) -> None:
         new = _round_trip(dataclasses.asdict(self.settings))
+        if self._unrecorded is not None:
+            ignore = ignore | {
+                k for k, v in new.items() if k not in saved and self._unrecorded(k, v)
+            }
         missing = "<absent>"
         lines = [
             f"  {k}: {json.dumps(saved.get(k, missing))} -> {json.dumps(new.get(k, missing))}"
@@ -373,6 +382,22 @@ class Run:
         """Close the run and print its folder; every script calls it at the end."""
         self.close()
         print(f"run folder: {self.out}")
+
+
+def start_run(out: str | os.PathLike, settings: Any, **kwargs: Any) -> Run:
+    """``Run(out, settings, ...)`` for a script's ``main``: ``resume`` and ``overwrite`` come
+    from the settings (False where it has none), and a refusal exits with its message
+    (``SystemExit``) instead of a traceback. ``kwargs`` go to ``Run``."""
+    try:
+        return Run(
+            out,
+            settings,
+            resume=getattr(settings, "resume", False),
+            overwrite=getattr(settings, "overwrite", False),
+            **kwargs,
+        )
+    except RunError as err:
+        raise SystemExit(str(err)) from err
 
 
 def plot_curves(
