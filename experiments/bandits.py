@@ -9,19 +9,21 @@ whose initialisation is meta-trained with MAML-TRPO. At test time it pulls in bl
 its support set.
 
     python experiments/bandits.py --seed 0
+    python experiments/bandits.py --seed 0 --resume   # after a stop: skips the finished bandits
 
-Writes the table to ``--out`` (default experiments/results/bandits.md, the committed one,
-rewritten by its command) and the rows behind it, with each MAML training wall time, to the
-same path with ``.csv``. There is no run folder: nothing is checkpointed, and a run of the
-whole grid takes about 12 minutes on 2 cores.
+Writes, inside ``--out`` (default ``experiments/results/bandits``, the committed run):
+``settings.json`` (the command and settings, at the start), ``checkpoint.pt`` (the rows of
+every finished (n, k), written after each one, and the one before it,
+``checkpoint.prev.pt``), ``bandits.md`` (the table), ``bandits.csv`` (the rows behind it,
+with each MAML training wall time) and ``results.json`` (the rows and provenance). A second
+run into the same folder needs ``--resume`` or ``--overwrite``. The whole grid takes about
+12 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,9 +35,11 @@ import torch
 import metarl  # noqa: F401
 from metarl.core import MAML, TRPO
 from metarl.rl import CategoricalMLPPolicy, MetaRLTrainer, MultiTaskSampler
-from metarl.utils import machine, seed_everything
+from metarl.utils import Run, machine, seed_everything, start_run
+from metarl.utils.checkpoint import write_atomic
 from metarl.utils.cli import NonNegative, Positive, parse_settings
 
+SCRIPT = "experiments/bandits.py"
 BLOCKS = {10: 5, 100: 25, 500: 100}  # pulls between MAML's adaptation steps, by n
 CSV_COLUMNS = "n k player total_reward ci95 n_tasks train_wall_s chosen_iteration".split()
 PAIRS = (10, 5, 100, 5, 100, 10, 100, 50, 500, 10, 500, 50)  # the committed table's (n, k)
@@ -56,7 +60,9 @@ class Settings:
     validate_every: Annotated[int, Positive] = 10  # iterations between meta-validations
     seed: int = 0  # seed of the initialisation, the training tasks and the validation tasks
     eval_seed: int = 777  # seed of the held-out bandits and of every player's pulls
-    out: str = "experiments/results/bandits.md"  # the table; the rows go to the same path .csv
+    out: str = "experiments/results/bandits"  # run folder: table, rows, checkpoint, results
+    resume: bool = False  # continue the run in --out (same settings): skip the finished bandits
+    overwrite: bool = False  # delete the run already in --out and start afresh
     threads: Annotated[int, Positive] = 1  # torch threads
 
     def validate(self) -> None:
@@ -143,34 +149,29 @@ def maml_player(s: Settings, n: int, k: int, probs: np.ndarray) -> tuple[np.ndar
     return play(probs, s.eval_seed), wall, best_it
 
 
-def main(argv: list[str] | None = None) -> dict:
-    s = parse_settings(Settings, argv)
-    torch.set_num_threads(s.threads)
-    seed_everything(s.seed)
-    rows, lines = [], []
-    for n, k in zip(s.pairs[::2], s.pairs[1::2]):
-        probs = np.random.default_rng(s.eval_seed + k).uniform(size=(s.eval_tasks, k))
-        rng = np.random.default_rng(s.eval_seed)
-        totals = {
-            "MAML": maml_player(s, n, k, probs),
-            "UCB1": (ucb1(probs, n, rng), 0.0, ""),
-            "Thompson": (thompson(probs, n, rng), 0.0, ""),
-            "random": (random_play(probs, n, rng), 0.0, ""),
-        }
-        best = n * probs.max(1).mean()
-        for name, (total, wall, chosen) in totals.items():
-            ci = 1.96 * total.std() / math.sqrt(len(total))
-            rows.append(
-                [n, k, name, f"{total.mean():.2f}", f"{ci:.2f}", len(total), f"{wall:.0f}", chosen]
-            )
-            print(f"n={n} k={k} {name}: {total.mean():.2f} ± {ci:.2f}", flush=True)
-        rows.append([n, k, "best arm (oracle)", f"{best:.2f}", "", len(probs), "0", ""])
-    out = Path(s.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.with_suffix(".csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows(rows)
+def play_bandit(s: Settings, n: int, k: int) -> list[list]:
+    """Every player's rows for one (n, k): mean total reward, 95% interval, wall time."""
+    probs = np.random.default_rng(s.eval_seed + k).uniform(size=(s.eval_tasks, k))
+    rng = np.random.default_rng(s.eval_seed)
+    totals = {
+        "MAML": maml_player(s, n, k, probs),
+        "UCB1": (ucb1(probs, n, rng), 0.0, ""),
+        "Thompson": (thompson(probs, n, rng), 0.0, ""),
+        "random": (random_play(probs, n, rng), 0.0, ""),
+    }
+    rows = []
+    for name, (total, wall, chosen) in totals.items():
+        ci = 1.96 * total.std() / math.sqrt(len(total))
+        rows.append(
+            [n, k, name, f"{total.mean():.2f}", f"{ci:.2f}", len(total), f"{wall:.0f}", chosen]
+        )
+    best = n * probs.max(1).mean()
+    rows.append([n, k, "best arm (oracle)", f"{best:.2f}", "", len(probs), "0", ""])
+    return rows
+
+
+def write_table(s: Settings, run: Run, rows: list[list]) -> Path:
+    """The markdown table of ``rows`` with its protocol, command and settings."""
     players = ["MAML", "UCB1", "Thompson", "random", "best arm (oracle)"]
     lines = [
         "# Bernoulli bandits: total reward over n pulls (adaptation pulls included)",
@@ -188,7 +189,6 @@ def main(argv: list[str] | None = None) -> dict:
         if maml[7] == 0:
             untrained.append(f"(n={n}, k={k})")
         lines.append(f"| {n} | {k} | " + " | ".join(cells) + f" | {maml[7]} |")
-    cli = list(sys.argv[1:] if argv is None else argv)
     lines += [
         "",
         f"Mean over {s.eval_tasks} held-out tasks (arm probabilities ~ U[0, 1]) with a 95%",
@@ -211,14 +211,41 @@ def main(argv: list[str] | None = None) -> dict:
             else []
         ),
         "",
-        f"Command: `python experiments/bandits.py {shlex.join(cli)}` (seed {s.seed}); machine: "
-        f"{machine()}. MAML training wall time per (n, k) is in {out.with_suffix('.csv').name}.",
+        f"Command: `{run.command}` (seed {s.seed}); machine: {machine()}; MAML training wall "
+        f"time {run.wall_s / 60:.1f} min in all, per (n, k) in bandits.csv.",
         "",
         f"Settings: `{asdict(s)}`",
     ]
-    out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {out} and {out.with_suffix('.csv')}")
-    return {"rows": rows, "table": str(out), "csv": str(out.with_suffix(".csv"))}
+    return write_atomic(run.out / "bandits.md", ("\n".join(lines) + "\n").encode())
+
+
+def main(argv: list[str] | None = None) -> dict:
+    s = parse_settings(Settings, argv)
+    torch.set_num_threads(s.threads)
+    run = start_run(s.out, s, argv=argv, script=SCRIPT, outputs=("bandits.md", "bandits.csv"))
+    seed_everything(s.seed)
+    pairs = list(zip(s.pairs[::2], s.pairs[1::2]))
+    with run.interruptible():
+        state = run.restore()
+        rows: list[list] = [] if state is None else state["rows"]
+        bar = run.progress(len(pairs), "bandits")
+        for i in bar:
+            n, k = pairs[i]
+            run.status(i, f"n={n} k={k}", every=1)
+            played = play_bandit(s, n, k)
+            for row in played[:-1]:  # the players; the last row is the oracle's ceiling
+                print(f"n={n} k={k} {row[2]}: {row[3]} ± {row[4]}", flush=True)
+            rows += played
+            run.save({"rows": rows}, i + 1)
+    with (run.out / "bandits.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
+    table = write_table(s, run, rows)
+    print(f"table in {table}, rows in {run.out / 'bandits.csv'}")
+    run.write_results({"rows": [dict(zip(CSV_COLUMNS, r)) for r in rows]})
+    run.finish()
+    return {"rows": rows, "table": str(table), "csv": str(run.out / "bandits.csv")}
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ or ``--overwrite``.
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -40,7 +39,7 @@ from metarl.core import TRPO, MetaLearner
 from metarl.envs import flatten_task
 from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler
 from metarl.rl.trainer import Outer
-from metarl.utils import Run, plot_curves, seed_everything, start_run
+from metarl.utils import Run, RunError, plot_curves, seed_everything, start_run
 from metarl.utils.cli import (
     Check,
     Discount,
@@ -193,27 +192,21 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
 
     sampler = make_sampler(s.seed)
     trainer = MetaRLTrainer(learner, sampler, outer, gamma=s.gamma, gae_lambda=s.gae_lambda)
-    state = run.restore()  # None on a fresh run; restores torch's global RNG
-    if state is not None:
-        if run.start_iteration > s.iterations:
-            raise SystemExit(
-                f"--iterations {s.iterations} is below the checkpoint's iteration "
-                f"{run.start_iteration} in {s.out}: pass --iterations {run.start_iteration} or more"
-            )
-        trainer.load_state_dict(state["trainer"])
-
-    for it in run.progress(s.iterations, f"{s.learner} {name}"):
-        tick = time.perf_counter()
-        stats = trainer.meta_step(sampler.sample_tasks(s.tasks_per_batch))
-        stats["steps_per_s"] = stats["env_steps"] / (time.perf_counter() - tick)
-        run.log(it + 1, **stats, wall_s=run.wall_s)
-        run.status(
-            it + 1,
-            f"return before {stats['return_before']:.1f}, after {stats['return_after']:.1f}, "
-            f"{stats['steps_per_s']:.0f} env steps/s",
-        )
-        if (it + 1) % s.checkpoint_every == 0 or it + 1 == s.iterations:
-            run.save({"trainer": trainer.state_dict()}, it + 1)
+    loop = trainer.train(
+        s.iterations,
+        s.tasks_per_batch,
+        run,
+        checkpoint_every=s.checkpoint_every,
+        desc=f"{s.learner} {name}",
+    )  # the trainer logs, checkpoints and shows progress in the run folder
+    try:
+        for _ in loop:
+            pass
+    except RunError as err:  # a checkpoint past --iterations
+        raise SystemExit(
+            f"--iterations {s.iterations} is below the checkpoint's iteration "
+            f"{run.start_iteration} in {s.out}: pass --iterations {run.start_iteration} or more"
+        ) from err
     train_wall = run.wall_s
 
     def draw_tasks(count: int, seed: int) -> list[dict]:

@@ -35,6 +35,8 @@ validation accuracy at every check), TensorBoard events under ``<out>/tensorboar
 ``checkpoint.pt`` (and ``checkpoint.prev.pt``; to resume with ``--resume``, also to train a
 finished run for longer with a larger ``--iterations``), ``learner.pt`` (the best
 initialisation, for ``metarl.load_learner``), ``learning_curve.png`` and ``results.json``.
+``--overwrite`` also removes an ``alphabets/`` folder that ``experiments/omniglot_alphabets.py``
+wrote from the replaced run's learner.
 """
 
 from __future__ import annotations
@@ -278,7 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
         argv=argv,
         script=SCRIPT,
         ignore=RESUME_MAY_CHANGE,
-        outputs=("learner.pt", "learning_curve.png"),
+        outputs=("learner.pt", "learning_curve.png", "alphabets"),  # alphabets: its analysis
         unrecorded=lambda name, value: True,  # runs from before a setting had its default
     )
     best_path = out / "learner.pt"

@@ -13,19 +13,17 @@ classifies the same number of episodes of each kind with the same learner:
         --learner experiments/results/omniglot/maml-5way1shot-augclass-seed0/learner.pt
 
 The data is read from ``--data`` or ``$METARL_DATA/omniglot``. Prints both accuracies with
-95% intervals and writes them, with the command, settings, machine and versions, to
-``alphabets.json`` beside the learner (in its training run's folder, which is why this script
-writes no run folder of its own); an existing ``alphabets.json`` is replaced only with
-``--overwrite``.
+95% intervals and writes, inside ``--out`` (default: ``alphabets/`` in the learner's training
+run folder, which ``omniglot.py --overwrite`` then removes with the run it belongs to):
+``settings.json`` (the command and settings) and ``results.json`` (both accuracies and the
+provenance). Nothing is trained, so there is no checkpoint to resume: a second measurement
+into the same folder needs ``--overwrite``.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import shlex
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -36,8 +34,7 @@ import metarl
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.omniglot import LabelledImages, alphabet_groups
 from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
-from metarl.utils import machine, seed_everything, versions
-from metarl.utils.checkpoint import write_atomic
+from metarl.utils import seed_everything, start_run
 from metarl.utils.cli import Check, Positive, parse_settings
 
 SCRIPT = "experiments/omniglot_alphabets.py"
@@ -56,7 +53,8 @@ class Settings:
     episodes: Annotated[int, AtLeastTwo] = 600  # episodes of each kind (for a 95% interval)
     seed: int = 0  # seeds the episodes
     data: str | None = None  # folder with the Omniglot zips (None: $METARL_DATA/omniglot)
-    overwrite: bool = False  # replace an alphabets.json already beside the learner
+    out: str | None = None  # output folder (None: alphabets/ in the learner's run folder)
+    overwrite: bool = False  # replace a measurement already in --out
     threads: Count = 2  # torch threads
 
 
@@ -73,11 +71,8 @@ def held_out_pool(root: str | None) -> LabelledImages:
 
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
-    out = Path(s.learner).with_name("alphabets.json")
     if not Path(s.learner).is_file():
         raise SystemExit(f"--learner {s.learner}: no such file (a learner.pt of omniglot.py)")
-    if out.exists() and not s.overwrite:
-        raise SystemExit(f"{out} already exists: pass --overwrite to replace it")
     torch.set_num_threads(s.threads)
     seed_everything(s.seed)
     learner = metarl.load_learner(s.learner)
@@ -91,27 +86,24 @@ def main(argv: list[str] | None = None) -> dict:
         pool = held_out_pool(s.data)
     except FileNotFoundError as err:
         raise SystemExit(str(err)) from err
-    args = sys.argv[1:] if argv is None else argv
-    result: dict = {
-        "settings": asdict(s),
-        "command": shlex.join(["python", SCRIPT, *(a for a in args if a != "--overwrite")]),
-    }
-    for kind, groups in (("within", alphabet_groups(pool)), ("across", None)):
-        sampler = EpisodeSampler(
-            pool.images, pool.labels, s.ways, s.shots, s.queries, seed=s.seed, class_groups=groups
-        )
-        accuracy = sampled_accuracies(learner, sampler, s.episodes, learner.eval_steps)[0]
-        mean, ci = mean_and_ci95(accuracy)
-        result[kind] = {"accuracy": mean, "ci95": ci}
-        print(
-            f"{kind}-alphabet {s.ways}-way {s.shots}-shot: {100 * mean:.2f} ± {100 * ci:.2f}% "
-            f"over {s.episodes} episodes"
-        )
-    now = datetime.datetime.now(datetime.timezone.utc)
-    result.update(machine=machine(), versions=versions(), date=now.isoformat(timespec="seconds"))
-    write_atomic(out, (json.dumps(result, indent=2) + "\n").encode())
-    print(f"results in {out}")
-    return result
+    out = Path(s.learner).with_name("alphabets") if s.out is None else Path(s.out)
+    run = start_run(out, s, argv=argv, script=SCRIPT)
+    result: dict = {}
+    with run.interruptible():
+        for kind, groups in (("within", alphabet_groups(pool)), ("across", None)):
+            sampler = EpisodeSampler(
+                pool.images, pool.labels, s.ways, s.shots, s.queries, s.seed, class_groups=groups
+            )
+            accuracy = sampled_accuracies(learner, sampler, s.episodes, learner.eval_steps)[0]
+            mean, ci = mean_and_ci95(accuracy)
+            result[kind] = {"accuracy": mean, "ci95": ci}
+            print(
+                f"{kind}-alphabet {s.ways}-way {s.shots}-shot: {100 * mean:.2f} ± "
+                f"{100 * ci:.2f}% over {s.episodes} episodes"
+            )
+    written = run.write_results(result)
+    run.finish()
+    return json.loads(written.read_text())
 
 
 if __name__ == "__main__":

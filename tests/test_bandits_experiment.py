@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -29,26 +30,61 @@ def test_ucb1_and_thompson_find_the_good_arm_and_random_does_not():
 
 def test_tiny_run_writes_a_table_with_every_player(tmp_path):
     exp = load_experiment("bandits")
-    out = tmp_path / "bandits.md"
+    out = tmp_path / "bandits"
     exp.main([*TINY, "--out", str(out)])
-    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    rows = list(csv.DictReader((out / "bandits.csv").open()))
     players = ["MAML", "UCB1", "Thompson", "random", "best arm (oracle)"]
     assert [r["player"] for r in rows] == players
     assert rows[0]["chosen_iteration"] in {"0", "1", "2"}
     assert all(0 <= float(r["total_reward"]) <= 10 for r in rows)
-    assert "| 10 | 3 |" in out.read_text()
+    assert "| 10 | 3 |" in (out / "bandits.md").read_text()
+    results = json.loads((out / "results.json").read_text())
+    assert results["seed"] == 0 and results["rows"][0]["player"] == "MAML"
+    with pytest.raises(SystemExit, match="--overwrite"):  # a second run does not replace it
+        exp.main([*TINY, "--out", str(out)])
+
+
+def _without_wall_time(path):
+    return [line.split(",")[:6] + line.split(",")[7:] for line in path.read_text().splitlines()]
 
 
 def test_the_table_is_reproducible(tmp_path):
     exp = load_experiment("bandits")
     tables = []
     for name in ("a", "b"):
-        out = tmp_path / name / "bandits.md"
-        result = exp.main([*TINY, "--out", str(out)])
-        assert result["rows"][0][2] == "MAML" and result["table"] == str(out)
-        tables.append(out.with_suffix(".csv").read_text().splitlines())
-    no_wall = [[line.split(",")[:6] + line.split(",")[7:] for line in t] for t in tables]
-    assert no_wall[0] == no_wall[1]  # every reward, interval and chosen iteration
+        result = exp.main([*TINY, "--out", str(tmp_path / name)])
+        assert result["rows"][0][2] == "MAML" and result["table"] == str(
+            tmp_path / name / "bandits.md"
+        )
+        tables.append(_without_wall_time(tmp_path / name / "bandits.csv"))
+    assert tables[0] == tables[1]  # every reward, interval and chosen iteration
+
+
+def test_a_stopped_grid_resumes_past_its_finished_bandits_to_the_same_rows(
+    tmp_path, monkeypatch, capsys
+):
+    exp = load_experiment("bandits")
+    two = [*TINY[:1], "10", "3", "10", "4", *TINY[3:]]
+    exp.main([*two, "--out", str(tmp_path / "straight")])
+    played, play = [], exp.play_bandit
+
+    def stop_at_the_second(s, n, k):
+        if played:
+            raise KeyboardInterrupt
+        played.append((n, k))
+        return play(s, n, k)
+
+    monkeypatch.setattr(exp, "play_bandit", stop_at_the_second)
+    with pytest.raises(SystemExit) as e:
+        exp.main([*two, "--out", str(tmp_path / "stopped")])
+    assert e.value.code == 130
+    assert "at iteration 1; resume with" in capsys.readouterr().out
+    monkeypatch.setattr(exp, "play_bandit", lambda s, n, k: played.append((n, k)) or play(s, n, k))
+    exp.main([*two, "--out", str(tmp_path / "stopped"), "--resume"])
+    assert played == [(10, 3), (10, 4)]  # the first bandit was not played again
+    assert _without_wall_time(tmp_path / "stopped" / "bandits.csv") == _without_wall_time(
+        tmp_path / "straight" / "bandits.csv"
+    )
 
 
 BAD = [
@@ -69,9 +105,9 @@ BAD = [
 @pytest.mark.parametrize("bad", BAD)
 def test_bad_settings_exit_2_naming_the_flag_before_any_work(tmp_path, capsys, bad):
     exp = load_experiment("bandits")
-    out = tmp_path / "bandits.md"
+    out = tmp_path / "bandits"
     with pytest.raises(SystemExit) as e:
         exp.main([*TINY, *bad.split(), "--out", str(out)])
     assert e.value.code == 2
     assert bad.split()[0] in capsys.readouterr().err
-    assert not out.exists() and not out.with_suffix(".csv").exists()
+    assert not out.exists()

@@ -108,14 +108,19 @@ def test_tiny_run_resumes_exactly_and_writes_a_loadable_learner(tmp_path, data):
         "--learner", str(tmp_path / "straight" / "learner.pt"), "--ways", "2", "--queries", "2",
         "--episodes", "4", "--threads", "1", "--data", str(data)])  # fmt: skip
     assert all(0 <= alphabets[k]["accuracy"] <= 1 for k in ("within", "across"))
-    assert (tmp_path / "straight" / "alphabets.json").is_file()
+    assert alphabets["seed"] == 0 and "machine" in alphabets  # provenance, from the runner
+    assert (tmp_path / "straight" / "alphabets" / "results.json").is_file()
+    learner = str(tmp_path / "straight" / "learner.pt")
     with pytest.raises(SystemExit, match="--overwrite"):  # it is not replaced unasked
-        load_experiment("omniglot_alphabets").main(["--learner", str(tmp_path / "straight" /
-                                                    "learner.pt"), "--ways", "2"])  # fmt: skip
+        load_experiment("omniglot_alphabets").main(
+            ["--learner", learner, "--ways", "2", "--data", str(data)]
+        )
     with pytest.raises(SystemExit, match="--overwrite"):  # nor is a retest
         load_experiment("omniglot_retest").main([
             "--run", str(tmp_path / "straight"), "--shots", "2", "--data", str(data),
             "--out", str(tmp_path / "straight-2shot")])  # fmt: skip
+    _run(exp, data, tmp_path / "straight", 2, "--overwrite")  # a new run in its place ...
+    assert not (tmp_path / "straight" / "alphabets").exists()  # ... drops the old one's analysis
 
 
 def test_more_ways_than_validation_characters_validates_on_their_rotations(tmp_path, data):

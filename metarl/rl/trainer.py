@@ -13,17 +13,23 @@ policy gradient outside). One meta-iteration:
    ``SGD(lr=epsilon)``, exactly Reptile's interpolation).
 
 With ``inner_steps=0`` the same loop trains a plain multi-task policy (the "pretrained"
-baseline of the MAML paper).
+baseline of the MAML paper). ``train`` repeats the meta-iteration with a progress bar and,
+given a run folder, logging and checkpoints that resume.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
+from metarl.config import describe
 from metarl.core.adapt import adapt, map_tasks
 from metarl.core.learners import MetaLearner
 from metarl.core.outer import check_outer
@@ -36,8 +42,31 @@ from metarl.rl.losses import (
     surrogate_data,
 )
 from metarl.rl.sampler import MultiTaskSampler
+from metarl.utils.run import Run, RunError
 
 Outer = TRPO | torch.optim.Optimizer
+
+
+@dataclasses.dataclass
+class TrainRecord:
+    """What a ``train`` run folder records, and what a resume must match (but iterations)."""
+
+    iterations: int
+    tasks_per_batch: int
+    checkpoint_every: int
+    learner: dict[str, Any]
+    outer: dict[str, Any]
+    sampler: dict[str, Any]
+    gamma: float
+    gae_lambda: float
+
+
+def _record(obj: Any) -> dict[str, Any]:
+    """A configurable's class and arguments; for anything else, its class name."""
+    try:
+        return describe(obj)
+    except TypeError:
+        return {"class": type(obj).__qualname__}
 
 
 class MetaRLTrainer:
@@ -117,6 +146,104 @@ class MetaRLTrainer:
             stats.update(loss=loss.item(), kl=kl.item())
         return stats
 
+    # -- the training loop ---------------------------------------------------------------
+    def train(
+        self,
+        iterations: int,
+        tasks_per_batch: int,
+        run_dir: str | os.PathLike | Run | None = None,
+        *,
+        checkpoint_every: int = 10,
+        resume: bool = False,
+        overwrite: bool = False,
+        desc: str = "meta-training",
+    ) -> Iterator[dict[str, float]]:
+        """Meta-train for ``iterations`` meta-iterations; yields each one's stats.
+
+        Each iteration draws ``tasks_per_batch`` tasks from the sampler and calls
+        ``meta_step``; the stats yielded add ``iteration`` and ``steps_per_s``. A progress
+        bar shows the returns. Without ``run_dir`` nothing is written. With a folder (or a
+        ``metarl.utils.Run`` a script made), every iteration's stats go to
+        ``metrics.csv`` and TensorBoard, and a checksummed checkpoint is written every
+        ``checkpoint_every`` iterations and at the end; ``resume=True`` continues a stopped
+        run bit for bit (its learner, sampler, outer step and RNG come back; ``iterations``
+        may grow), and a folder that holds a run is refused unless ``resume`` or
+        ``overwrite`` says what to do with it (``RunError``). Ctrl-C prints the resume
+        command. ``resume`` and ``overwrite`` apply to a folder only, not to a given ``Run``.
+        ``desc`` labels the progress bar.
+        """
+        if iterations < 0 or tasks_per_batch < 1 or checkpoint_every < 1:
+            raise ValueError(
+                "train needs iterations >= 0, tasks_per_batch >= 1 and checkpoint_every >= 1, "
+                f"got {iterations}, {tasks_per_batch}, {checkpoint_every}"
+            )
+        if run_dir is None:
+            bar = tqdm(range(iterations), desc=desc, disable=None)
+            for it in bar:
+                stats = self._timed_step(tasks_per_batch, it + 1)
+                bar.set_postfix_str(_summary(stats))
+                yield stats
+            return
+        if isinstance(run_dir, Run):
+            run = run_dir
+        else:
+            args = (iterations, tasks_per_batch, checkpoint_every, resume, overwrite)
+            run = self._run(run_dir, *args)
+        state = run.restore()
+        if state is not None:
+            if run.start_iteration > iterations:
+                raise RunError(
+                    f"the checkpoint in {run.out} is at iteration {run.start_iteration}, past "
+                    f"the {iterations} iterations asked for: ask for at least "
+                    f"{run.start_iteration}"
+                )
+            self.load_state_dict(state["trainer"])
+        with run.interruptible():
+            for it in run.progress(iterations, desc):
+                stats = self._timed_step(tasks_per_batch, it + 1)
+                scalars = {k: v for k, v in stats.items() if k != "iteration"}
+                run.log(it + 1, **scalars, wall_s=run.wall_s)
+                run.status(it + 1, _summary(stats))
+                if (it + 1) % checkpoint_every == 0 or it + 1 == iterations:
+                    run.save({"trainer": self.state_dict()}, it + 1)
+                yield stats
+        run.close()
+
+    def _timed_step(self, tasks_per_batch: int, iteration: int) -> dict[str, float]:
+        tick = time.perf_counter()
+        stats = self.meta_step(self.sampler.sample_tasks(tasks_per_batch))
+        stats["steps_per_s"] = stats["env_steps"] / (time.perf_counter() - tick)
+        return {"iteration": iteration, **stats}
+
+    def _run(
+        self,
+        out: str | os.PathLike,
+        iterations: int,
+        tasks_per_batch: int,
+        checkpoint_every: int,
+        resume: bool,
+        overwrite: bool,
+    ) -> Run:
+        s = self.sampler
+        sampler = {
+            "env_id": s.env_id,
+            "episodes_per_task": s.episodes_per_task,
+            "horizon": s.horizon,
+            "env_kwargs": s.env_kwargs,
+            "task_in_observation": s.task_in_observation,
+        }
+        record = TrainRecord(
+            iterations=iterations,
+            tasks_per_batch=tasks_per_batch,
+            checkpoint_every=checkpoint_every,
+            learner={**_record(self.learner), "model": _record(self.policy)},
+            outer=_outer_record(self.outer),
+            sampler=sampler,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+        )
+        return Run(out, record, resume=resume, overwrite=overwrite, ignore=("iterations",))
+
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(
         self,
@@ -172,3 +299,16 @@ class MetaRLTrainer:
         outer = state.get("outer", state.get("optimizer", {}))
         if outer or not isinstance(self.outer, torch.optim.Optimizer):
             self.outer.load_state_dict(outer)
+
+
+def _outer_record(outer: Outer) -> dict[str, Any]:
+    if isinstance(outer, TRPO):
+        return {"class": "TRPO", **dataclasses.asdict(outer)}
+    return {"class": type(outer).__qualname__, "defaults": dict(outer.defaults)}
+
+
+def _summary(stats: Mapping[str, float]) -> str:
+    return (
+        f"return before {stats['return_before']:.1f}, after {stats['return_after']:.1f}, "
+        f"{stats['steps_per_s']:.0f} env steps/s"
+    )
