@@ -28,30 +28,60 @@ from metarl.envs.task_env import (
     vector_field,
 )
 from metarl.envs.vector import set_tasks
+from metarl.envs.vector_task_env import TaskVectorEnv
 from metarl.envs.wrappers import PreviousStepInObservation, TaskInObservation, flatten_task
 
-# id -> (entry point, max_episode_steps). Entry points are strings so that importing metarl
-# does not import MuJoCo; Gymnasium imports the module on make.
+# id -> (entry point, max_episode_steps, vector entry point or None). Entry points are strings
+# so that importing metarl does not import MuJoCo; Gymnasium imports the module on make.
 BUILTIN = {
-    "metarl/BernoulliBandit-v0": ("metarl.envs.bandits:BernoulliBandit", None),
-    "metarl/GaussianBandit-v0": ("metarl.envs.bandits:GaussianBandit", None),
-    "metarl/Navigation2D-v0": ("metarl.envs.navigation:Navigation2D", 100),
-    "metarl/HalfCheetahVel-v0": ("metarl.envs.locomotion:HalfCheetahVel", 200),
-    "metarl/HalfCheetahDir-v0": ("metarl.envs.locomotion:HalfCheetahDir", 200),
-    "metarl/AntVel-v0": ("metarl.envs.locomotion:AntVel", 200),
-    "metarl/AntDir-v0": ("metarl.envs.locomotion:AntDir", 200),
-    "metarl/AntGoal-v0": ("metarl.envs.locomotion:AntGoal", 200),
+    "metarl/BernoulliBandit-v0": (
+        "metarl.envs.bandits:BernoulliBandit",
+        None,
+        "metarl.envs.bandits:BernoulliBanditVector",
+    ),
+    "metarl/GaussianBandit-v0": (
+        "metarl.envs.bandits:GaussianBandit",
+        None,
+        "metarl.envs.bandits:GaussianBanditVector",
+    ),
+    "metarl/Navigation2D-v0": (
+        "metarl.envs.navigation:Navigation2D",
+        100,
+        "metarl.envs.navigation:Navigation2DVector",
+    ),
+    "metarl/HalfCheetahVel-v0": (
+        "metarl.envs.locomotion:HalfCheetahVel",
+        200,
+        "metarl.envs.batched:HalfCheetahVelVector",
+    ),
+    "metarl/HalfCheetahDir-v0": (
+        "metarl.envs.locomotion:HalfCheetahDir",
+        200,
+        "metarl.envs.batched:HalfCheetahDirVector",
+    ),
+    "metarl/AntVel-v0": ("metarl.envs.locomotion:AntVel", 200, "metarl.envs.batched:AntVelVector"),
+    "metarl/AntDir-v0": ("metarl.envs.locomotion:AntDir", 200, "metarl.envs.batched:AntDirVector"),
+    "metarl/AntGoal-v0": (
+        "metarl.envs.locomotion:AntGoal",
+        200,
+        "metarl.envs.batched:AntGoalVector",
+    ),
     # Optional extra metarl[metaworld]; without it, make() raises ImportError saying so.
-    "metarl/MetaWorldML1-v0": ("metarl.envs.metaworld:ML1", 500),
-    "metarl/MetaWorldML10-v0": ("metarl.envs.metaworld:ML10", 500),
+    "metarl/MetaWorldML1-v0": ("metarl.envs.metaworld:ML1", 500, None),
+    "metarl/MetaWorldML10-v0": ("metarl.envs.metaworld:ML10", 500, None),
 }
 METAWORLD_IDS = ("metarl/MetaWorldML1-v0", "metarl/MetaWorldML10-v0")
 
 
 def _register_builtin() -> None:
-    for env_id, (entry_point, horizon) in BUILTIN.items():
+    for env_id, (entry_point, horizon, vector) in BUILTIN.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon)
+            gym.register(
+                id=env_id,
+                entry_point=entry_point,
+                max_episode_steps=horizon,
+                vector_entry_point=vector,
+            )
 
 
 def registered_ids(namespace: str = "metarl") -> list[str]:
@@ -68,6 +98,7 @@ __all__ = [
     "TaskDistribution",
     "TaskEnv",
     "TaskInObservation",
+    "TaskVectorEnv",
     "check_fields",
     "check_task_distribution",
     "flatten_task",

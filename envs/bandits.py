@@ -7,7 +7,8 @@ probability p_a. Gaussian bandits draw k arm means from N(0, 1) and pay N(mu_a, 
 An episode is ``pulls`` pulls. With ``pulls=1`` (the MAML setting) every episode is one
 decision from a constant observation; with ``pulls=n`` (the RL^2 setting) the observation
 carries the previous action (one-hot) and reward, so a recurrent policy can adapt within
-the episode.
+the episode. ``BernoulliBanditVector`` and ``GaussianBanditVector`` play many copies, each
+with its own arms, as arrays.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from metarl.envs.task_env import TaskEnv, check_fields, vector_field
+from metarl.envs.vector_task_env import TaskVectorEnv
 
 
 class _Bandit(TaskEnv):
@@ -101,3 +103,62 @@ class GaussianBandit(_Bandit):
 
     def _pay(self, arm: int) -> float:
         return float(self._values[arm] + self.np_random.standard_normal())
+
+
+class _BanditVector(TaskVectorEnv):
+    """Many copies of one bandit class as arrays; copy ``i`` draws from its own generator, so
+    its pulls pay exactly what a single bandit reset with the same seed pays."""
+
+    def apply_tasks(self, tasks: list[dict[str, Any]]) -> None:
+        field = self.single_env_class.field
+        self._values = np.array([task[field] for task in tasks], dtype=np.float64)
+        if not hasattr(self, "_obs"):
+            self._obs = np.zeros((self.num_envs, self.proto.arms + 1), dtype=np.float32)
+            self._pulled = np.zeros(self.num_envs, dtype=np.int64)
+
+    def reset_copies(self, mask: np.ndarray) -> np.ndarray:
+        self._obs[mask] = 0.0
+        self._pulled[mask] = 0
+        return self._obs.copy()
+
+    def step_copies(
+        self, actions: np.ndarray, mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        arms = np.asarray(actions).astype(np.int64).reshape(self.num_envs)
+        bad = mask & ((arms < 0) | (arms >= self.proto.arms))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"copy {i}: action must be an arm in [0, {self.proto.arms - 1}], got {arms[i]}"
+            )
+        reward = np.zeros(self.num_envs)
+        rows = np.flatnonzero(mask)
+        reward[rows] = self._pay(rows, arms[rows])
+        self._pulled[rows] += 1
+        self._obs[rows] = 0.0
+        self._obs[rows, arms[rows]] = 1.0
+        self._obs[rows, -1] = reward[rows]
+        return self._obs.copy(), reward, self._pulled >= self.proto.pulls
+
+    def _pay(self, rows: np.ndarray, arms: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+
+class BernoulliBanditVector(_BanditVector):
+    """``num_envs`` Bernoulli bandits, each with its own arm probabilities."""
+
+    single_env_class = BernoulliBandit
+
+    def _pay(self, rows: np.ndarray, arms: np.ndarray) -> np.ndarray:
+        draws = np.array([self.rngs[i].random() for i in rows])
+        return (draws < self._values[rows, arms]).astype(np.float64)
+
+
+class GaussianBanditVector(_BanditVector):
+    """``num_envs`` Gaussian bandits, each with its own arm means."""
+
+    single_env_class = GaussianBandit
+
+    def _pay(self, rows: np.ndarray, arms: np.ndarray) -> np.ndarray:
+        noise = np.array([self.rngs[i].standard_normal() for i in rows])
+        return self._values[rows, arms] + noise

@@ -1,76 +1,92 @@
-"""Step many copies of one MuJoCo task environment at once with ``mujoco.rollout``.
+"""MuJoCo task distributions as vector environments, stepped with ``mujoco.rollout``.
 
-``BatchedMujoco`` keeps the simulator state of every copy in one array and advances all
-copies by one environment step (``frame_skip`` physics substeps) in a single multi-threaded
-``mujoco.rollout`` call, then computes observations, rewards and terminations for the whole
-batch with the environment's own vectorised functions (``observation_from``,
-``reward_terms``, ``terminated_from``). It reproduces ``env.step`` exactly: both start the
-constraint solver cold at every step, and both read contact forces at the new state.
+``MujocoTaskVectorEnv`` keeps the simulator state of every copy in one array and advances
+all running copies by one environment step (``frame_skip`` physics substeps) in a single
+multi-threaded ``mujoco.rollout`` call, then computes observations, rewards and
+terminations for the whole batch with the environment's own vectorised functions
+(``observation_from``, ``reward_terms``, ``terminated_from``). It reproduces the single
+environment's ``step`` exactly: both start the constraint solver cold at every step, and both
+read contact forces at the new state; resets are each copy's own (its reset noise, drawn
+from the copy's generator). Its physics threads are MuJoCo's persistent pool, created once
+and shut down by MuJoCo at exit. One class per distribution (``HalfCheetahVelVector``, ...)
+is registered as its ``vector_entry_point``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from typing import Any
 
 import mujoco
 import numpy as np
 from mujoco import rollout
 
-from metarl.envs.locomotion import MujocoTaskEnv
+from metarl.envs.locomotion import (
+    AntDir,
+    AntGoal,
+    AntVel,
+    HalfCheetahDir,
+    HalfCheetahVel,
+    MujocoTaskEnv,
+)
+from metarl.envs.vector_task_env import TaskVectorEnv
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
-class BatchedMujoco:
-    """Lockstep stepping of ``envs`` (all of one ``MujocoTaskEnv`` class), on ``threads`` cores.
+class MujocoTaskVectorEnv(TaskVectorEnv):
+    """``num_envs`` copies of a ``MujocoTaskEnv`` class on ``threads`` physics threads
+    (default: all cores); see the module docstring. ``kwargs`` go to each copy."""
 
-    ``reset`` uses each copy's own ``reset`` (its task and reset noise); ``step`` advances the
-    copies listed in ``active`` and returns their observations, rewards and terminations.
-    """
+    single_env_class: type[MujocoTaskEnv]
 
-    def __init__(self, envs: Sequence[MujocoTaskEnv], threads: int | None = None) -> None:
-        if not envs:
-            raise ValueError("BatchedMujoco needs at least one environment")
-        kinds = {(type(e), e.frame_skip) for e in envs}
-        if len(kinds) != 1:
-            raise ValueError("all environments must be of one class and frame skip")
-        self.envs = list(envs)
-        self.proto = self.envs[0]
+    def __init__(
+        self,
+        num_envs: int,
+        max_episode_steps: int | None = None,
+        threads: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.copies = [self.single_env_class(**kwargs) for _ in range(num_envs)]
+        super().__init__(num_envs, max_episode_steps, **kwargs)
         model = self.proto.model
-        n, fs = len(self.envs), self.proto.frame_skip
+        n, frame_skip = self.num_envs, self.proto.frame_skip
         threads = max(1, min(threads or os.cpu_count() or 1, n))
         self._models = [model] * n
         self._datas = [mujoco.MjData(model) for _ in range(threads)]
         self._contact_data = mujoco.MjData(model)
         size = mujoco.mj_stateSize(model, STATE_SPEC)
         self.state = np.zeros((n, size))
-        self._out = np.zeros((n, fs, size))
-        self._control = np.zeros((n, fs, model.nu))
+        self._out = np.zeros((n, frame_skip, size))
+        self._control = np.zeros((n, frame_skip, model.nu))
         self._warmstart = np.zeros((n, model.nv))
         self._qpos = slice(1, 1 + model.nq)  # the state starts with the time
         self._qvel = slice(1 + model.nq, 1 + model.nq + model.nv)
-        self.params = np.zeros((n, 0))
+        self._obs = np.zeros((n, self.single_observation_space.shape[0]))
 
-    def reset(self, seeds: Sequence[int]) -> np.ndarray:
-        """Reset every copy with its seed; return the observations ``[n, obs_dim]``."""
+    def apply_tasks(self, tasks: list[dict[str, Any]]) -> None:
+        for env, task in zip(self.copies, tasks):
+            env.apply_task(task)
+            env._task = task
+        self.params = np.stack([env.task_params for env in self.copies])
+
+    def reset_copies(self, mask: np.ndarray) -> np.ndarray:
         model = self.proto.model
-        obs = []
-        for env, seed, row in zip(self.envs, seeds, self.state):
-            obs.append(env.reset(seed=int(seed))[0])
-            mujoco.mj_getState(model, env.data, row, STATE_SPEC)
-        self.params = np.stack([env.task_params for env in self.envs])
-        return np.stack(obs)
+        for i in np.flatnonzero(mask):
+            env = self.copies[i]
+            env._np_random = self.rngs[i]  # the copy's reset noise comes from its generator
+            self._obs[i] = env.reset()[0]
+            mujoco.mj_getState(model, env.data, self.state[i], STATE_SPEC)
+        return self._obs.copy()
 
-    def step(
-        self, actions: np.ndarray, active: np.ndarray | None = None
+    def step_copies(
+        self, actions: np.ndarray, mask: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Advance the copies ``active`` (default all) by one step with ``actions[active]``.
-
-        Returns observations, rewards and terminations of the active copies, in order.
-        """
-        active = np.arange(len(self.envs)) if active is None else np.asarray(active)
+        active = np.flatnonzero(mask)
+        reward, terminated = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=bool)
         k, proto = len(active), self.proto
+        if k == 0:
+            return self._obs.copy(), reward, terminated
         actions = np.asarray(actions, dtype=np.float64)[active]
         before = self.state[active]
         self._control[:k] = actions[:, None, :]
@@ -88,8 +104,10 @@ class BatchedMujoco:
         task, ctrl, contact_cost = proto.reward_terms(
             velocity, qpos, actions, contact, self.params[active]
         )
-        reward = task - ctrl - contact_cost + proto.survive_bonus
-        return obs, reward, proto.terminated_from(qpos, obs)
+        self._obs[active] = obs
+        reward[active] = task - ctrl - contact_cost + proto.survive_bonus
+        terminated[active] = proto.terminated_from(qpos, obs)
+        return self._obs.copy(), reward, terminated
 
     def _contact_forces(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
         data, model = self._contact_data, self.proto.model
@@ -99,3 +117,38 @@ class BatchedMujoco:
             data.ctrl[:] = action  # actuator forces enter the constraint forces
             forces.append(self.proto.contact_forces(data))
         return np.stack(forces)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self.copies:
+            env.close()
+        super().close_extras(**kwargs)
+
+
+class HalfCheetahVelVector(MujocoTaskVectorEnv):
+    """HalfCheetahVel copies, each with its own target velocity."""
+
+    single_env_class = HalfCheetahVel
+
+
+class HalfCheetahDirVector(MujocoTaskVectorEnv):
+    """HalfCheetahDir copies, each with its own direction."""
+
+    single_env_class = HalfCheetahDir
+
+
+class AntVelVector(MujocoTaskVectorEnv):
+    """AntVel copies, each with its own target velocity."""
+
+    single_env_class = AntVel
+
+
+class AntDirVector(MujocoTaskVectorEnv):
+    """AntDir copies, each with its own direction."""
+
+    single_env_class = AntDir
+
+
+class AntGoalVector(MujocoTaskVectorEnv):
+    """AntGoal copies, each with its own goal."""
+
+    single_env_class = AntGoal

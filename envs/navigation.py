@@ -3,7 +3,8 @@
 A point mass starts at the origin and must reach a goal drawn from U[-0.5, 0.5]^2. Each
 action is a displacement, clipped to [-0.1, 0.1]^2; the reward is minus the distance to the
 goal after the move. The episode ends when the point is within 0.01 of the goal on both
-axes, or after 100 steps (the horizon is applied at registration).
+axes, or after 100 steps (the horizon is applied at registration). ``Navigation2DVector``
+steps many copies, each with its own goal, as one array.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from metarl.envs.task_env import TaskEnv, check_fields, vector_field
+from metarl.envs.vector_task_env import TaskVectorEnv
 
 
 class Navigation2D(TaskEnv):
@@ -48,6 +50,32 @@ class Navigation2D(TaskEnv):
         move = np.clip(np.asarray(action, dtype=np.float64), -self.max_step, self.max_step)
         self._position = self._position + move
         offset = self._position - self._goal
-        reward = -float(np.sqrt(offset @ offset))
+        reward = -float(np.sqrt(offset[0] * offset[0] + offset[1] * offset[1]))
         reached = bool(abs(offset[0]) < 0.01 and abs(offset[1]) < 0.01)
         return self._position.astype(np.float32), reward, reached, False, {}
+
+
+class Navigation2DVector(TaskVectorEnv):
+    """``num_envs`` Navigation2D copies as arrays: the same episodes as the single ones."""
+
+    single_env_class = Navigation2D
+
+    def apply_tasks(self, tasks: list[dict[str, Any]]) -> None:
+        self._goals = np.array([task["goal"] for task in tasks], dtype=np.float64)
+        if not hasattr(self, "_positions"):
+            self._positions = np.zeros((self.num_envs, 2))
+
+    def reset_copies(self, mask: np.ndarray) -> np.ndarray:
+        self._positions[mask] = 0.0
+        return self._positions.astype(np.float32)
+
+    def step_copies(
+        self, actions: np.ndarray, mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        step = self.proto.max_step
+        move = np.clip(actions.astype(np.float64), -step, step)
+        self._positions[mask] += move[mask]
+        offset = self._positions - self._goals
+        reward = -np.sqrt(offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1])
+        reached = (np.abs(offset[:, 0]) < 0.01) & (np.abs(offset[:, 1]) < 0.01)
+        return self._positions.astype(np.float32), reward, reached

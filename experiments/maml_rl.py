@@ -84,6 +84,7 @@ RESUME_IGNORES = ("resume", "overwrite", "out", "threads", "iterations", *EVALUA
 BEFORE_ADDED = {
     "activation": "relu",  # the policy was a ReLU network
     "rescale_actions": False,  # it acted in raw units (the navigation raw-actions run)
+    "fisher_every": 1,  # TRPO's Fisher-vector products used the whole meta-batch
 }
 
 
@@ -102,6 +103,8 @@ class Settings:
     max_kl: Annotated[float, Positive] = 0.01  # TRPO's KL bound (the -trpo learners and baselines)
     backtrack_ratio: Annotated[float, Check(lambda r: 0 < r < 1, "must be in (0, 1)")] = 0.8
     """TRPO's line-search shrink factor"""
+    fisher_every: Annotated[int, Positive] = 1
+    """TRPO's Fisher-vector products on every n-th task of the meta-batch (1: all, exact)"""
     outer_lr: Annotated[float, Positive] = 1e-3
     """Adam's lr for maml-pg; Reptile's epsilon (SGD on its pseudo-gradient); unused by TRPO"""
     hidden: Annotated[tuple[int, ...], Positive, NonEmpty] = (100, 100)  # policy hidden widths
@@ -146,7 +149,8 @@ def build_learner(s: Settings, policy: torch.nn.Module) -> tuple[MetaLearner, Ou
     inner_steps = s.inner_steps if steps is None else steps
     learner = metarl.make_learner(name, policy, inner_lr=s.inner_lr, inner_steps=inner_steps)
     if outer == "trpo":
-        return learner, TRPO(max_kl=s.max_kl, backtrack_ratio=s.backtrack_ratio)
+        trpo = TRPO(max_kl=s.max_kl, backtrack_ratio=s.backtrack_ratio, fisher_every=s.fisher_every)
+        return learner, trpo
     if outer == "adam":
         return learner, torch.optim.Adam(learner.parameters(), lr=s.outer_lr)
     return learner, torch.optim.SGD(learner.parameters(), lr=s.outer_lr)  # Reptile's epsilon

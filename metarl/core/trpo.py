@@ -2,8 +2,10 @@
 
 The objective may differentiate through inner adaptation (MAML-TRPO): the Fisher-vector
 products are Hessian-vector products of the mean KL, taken by double backward through
-whatever graph ``loss_and_kl`` builds. ``TRPO`` is the outer step a meta-RL trainer takes;
-``trpo_step`` is the same update as a function.
+whatever graph ``loss_and_kl`` builds, or through the cheaper graph of a KL on a subsample of
+the batch (``curvature_kl``; OpenAI baselines' TRPO uses every 5th sample). The gradient, the
+trust region and the line search always use the whole batch. ``TRPO`` is the outer step a
+meta-RL trainer takes; ``trpo_step`` is the same update as a function.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def trpo_step(
     cg_iterations: int = 10,
     backtrack_ratio: float = 0.8,
     max_backtracks: int = 15,
+    curvature_kl: Callable[[], Tensor] | None = None,
 ) -> TRPOStats:
     """One TRPO update of ``params`` in place.
 
@@ -64,12 +67,16 @@ def trpo_step(
     data-collecting policy and the policy at the current ``params``. The step direction is
     ``-F^-1 g`` by conjugate gradient, scaled to the KL bound, then shrunk by
     ``backtrack_ratio`` until the loss improves and the KL stays within ``max_kl``; if no
-    step qualifies, ``params`` are unchanged.
+    step qualifies, ``params`` are unchanged. ``F`` is the Hessian of the KL at ``params``
+    (the Fisher matrix), of ``curvature_kl()`` if given (e.g. the KL on part of the batch),
+    else of ``loss_and_kl``'s.
     """
     params = list(params)
     loss, kl = loss_and_kl()
-    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    grads = torch.autograd.grad(loss, params, retain_graph=curvature_kl is None, allow_unused=True)
     g = flat_gradient(grads, params)
+    if curvature_kl is not None:
+        kl = curvature_kl()
     kl_grads = torch.autograd.grad(kl, params, create_graph=True, allow_unused=True)
     flat_kl_grad = flat_gradient(kl_grads, params)
 
@@ -105,6 +112,10 @@ class TRPO:
         cg_iterations: conjugate-gradient iterations per step.
         backtrack_ratio: line-search shrink factor, in (0, 1).
         max_backtracks: line-search trials before the step is rejected.
+        fisher_every: the Fisher-vector products use every n-th element of the batch (a
+            meta-RL trainer: every n-th task of the meta-batch); 1 uses all of it, the exact
+            step. Each product then costs about 1/n as much; the gradient, the KL bound and
+            the line search still use the whole batch.
     """
 
     max_kl: float = 0.01
@@ -112,6 +123,7 @@ class TRPO:
     cg_iterations: int = 10
     backtrack_ratio: float = 0.8
     max_backtracks: int = 15
+    fisher_every: int = 1
 
     def __post_init__(self) -> None:
         problems = [
@@ -123,6 +135,7 @@ class TRPO:
                 ("backtrack_ratio", self.backtrack_ratio, 0 < self.backtrack_ratio < 1,
                  "in (0, 1)"),
                 ("max_backtracks", self.max_backtracks, self.max_backtracks >= 1, ">= 1"),
+                ("fisher_every", self.fisher_every, self.fisher_every >= 1, ">= 1"),
             )
             if not ok
         ]  # fmt: skip
@@ -130,13 +143,31 @@ class TRPO:
             raise ValueError("TRPO: " + "; ".join(problems))
 
     def step(
-        self, params: Sequence[Tensor], loss_and_kl: Callable[[], tuple[Tensor, Tensor]]
+        self,
+        params: Sequence[Tensor],
+        loss_and_kl: Callable[[], tuple[Tensor, Tensor]],
+        curvature_kl: Callable[[], Tensor] | None = None,
     ) -> TRPOStats:
-        """One trust-region update of ``params`` in place (see ``trpo_step``)."""
+        """One trust-region update of ``params`` in place (see ``trpo_step``).
+
+        ``curvature_kl`` is the KL on every ``fisher_every``-th element of the batch; the
+        caller builds it (it knows the batch), and may leave it out when ``fisher_every`` is 1.
+        """
+        if self.fisher_every > 1 and curvature_kl is None:
+            raise ValueError(
+                f"TRPO(fisher_every={self.fisher_every}) needs curvature_kl, the KL on every "
+                f"{self.fisher_every}-th element of the batch"
+            )
         return trpo_step(
-            params, loss_and_kl, self.max_kl, self.damping, self.cg_iterations,
-            self.backtrack_ratio, self.max_backtracks,
-        )  # fmt: skip
+            params,
+            loss_and_kl,
+            self.max_kl,
+            self.damping,
+            self.cg_iterations,
+            self.backtrack_ratio,
+            self.max_backtracks,
+            curvature_kl if self.fisher_every > 1 else None,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """TRPO keeps no state between steps; present so trainers checkpoint any outer step."""

@@ -14,18 +14,19 @@ experiments. For boxes that already are [-1, 1] (the MuJoCo ones) this is the id
 Navigation2D (box [-0.1, 0.1]) it means a standard deviation of 1 is one step's reach. The
 episodes hold the policy's own (normalised) actions, so log-probabilities stay consistent.
 
-MuJoCo task distributions take a fast path: all copies advance in one multi-threaded
-``mujoco.rollout`` call per step (``metarl.envs.batched.BatchedMujoco``), which gives exactly
-the episodes the environments' own ``step`` would; its physics threads are MuJoCo's
-persistent pool, created once and shut down by MuJoCo at exit. Other distributions step each
-copy in a Python loop. Everything runs in this process: there are no workers to leak or hang.
+A distribution registered with a ``vector_entry_point`` (a ``metarl.envs.TaskVectorEnv``:
+every built-in one) is stepped through it, every copy in one array operation; the MuJoCo
+ones advance all copies in one multi-threaded ``mujoco.rollout`` call per step
+(``metarl.envs.batched``). They give exactly the episodes the single environments' own
+``step`` would. A distribution without a vector form is stepped one copy at a time in a
+Python loop (also the reference, with ``fast=False``). Everything runs in this process:
+there are no workers to leak or hang.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -36,9 +37,6 @@ from torch.func import vmap
 from metarl.core.params import Params, forward_with
 from metarl.envs.wrappers import flatten_task
 from metarl.rl.episodes import Episodes
-
-if TYPE_CHECKING:
-    from metarl.envs.batched import BatchedMujoco
 
 
 class MultiTaskSampler:
@@ -53,8 +51,10 @@ class MultiTaskSampler:
         env_kwargs: passed to ``gymnasium.make``.
         task_in_observation: append the flattened task to every observation (the input of
             an oracle policy that is told its task).
-        fast: use batched MuJoCo stepping for MuJoCo distributions (same episodes, faster).
-        threads: physics threads for the fast path (default: all cores).
+        fast: step the distribution's registered vector form where it has one: the same
+            episodes, faster. ``False`` steps each copy in a loop.
+        threads: physics threads of a MuJoCo distribution's vector form (default: all
+            cores); other distributions take none.
         rescale_actions: map a continuous policy's [-1, 1] actions onto the action box
             (see the module docstring); ``False`` passes actions through unchanged.
     """
@@ -82,12 +82,12 @@ class MultiTaskSampler:
         self.task_env = self._make()
         if not all(hasattr(self.task_env, m) for m in ("sample_tasks", "set_task", "task")):
             raise TypeError(f"{env_id} does not implement the task-distribution protocol")
-        self.fast = fast and _is_mujoco_task_env(self.task_env)
+        self.vectorised = fast and gym.spec(env_id).vector_entry_point is not None
+        self._vector_envs: dict[int, Any] = {}
         self.threads = threads
         self._action_center, self._action_half_range = _action_affine(
             self.task_env.action_space, rescale_actions
         )
-        self._batched: BatchedMujoco | None = None
         self.seed(seed)
 
     def seed(self, seed: int) -> None:
@@ -125,11 +125,7 @@ class MultiTaskSampler:
         """
         num_tasks, per_task, horizon = len(tasks), self.episodes_per_task, self.horizon
         n = num_tasks * per_task
-        while len(self._envs) < n:
-            self._envs.append(self._make())
-        envs = self._envs[:n]
-        for i, env in enumerate(envs):
-            env.set_task(tasks[i // per_task])
+        copy_tasks = [tasks[i // per_task] for i in range(n)]
         params = dict(policy.named_parameters()) if params is None else params
         if batched is None:
             batched = _is_batched(policy, params)
@@ -137,16 +133,25 @@ class MultiTaskSampler:
             raise ValueError("batched params must have one entry per task")
 
         seeds = self._rng.integers(0, 2**31 - 1, size=n)
-        batched_envs = self._batched_envs(envs) if self.fast else None
-        if batched_envs is not None:
-            obs = batched_envs.reset(seeds).astype(np.float32)
+        vector_env = self._vector_env(n) if self.vectorised else None
+        envs: list[gym.Env] = []
+        if vector_env is not None:
+            vector_env.set_tasks(copy_tasks)
+            obs = vector_env.reset(seed=[int(s) for s in seeds])[0]
+            copy_tasks = vector_env.tasks  # validated
         else:
+            while len(self._envs) < n:
+                self._envs.append(self._make())
+            envs = self._envs[:n]
+            for env, task in zip(envs, copy_tasks):
+                env.set_task(task)
+            copy_tasks = [env.task for env in envs]
             obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
-            obs = obs.astype(np.float32)
+        obs = np.asarray(obs, dtype=np.float32)
+        env_obs_dim = obs.shape[1]
         if self.task_in_observation:
-            task_features = np.stack([flatten_task(env.task) for env in envs]).astype(np.float32)
-            obs = np.concatenate((obs, task_features), axis=1)
-        env_obs_dim = obs.shape[1] - (task_features.shape[1] if self.task_in_observation else 0)
+            task_features = np.stack([flatten_task(task) for task in copy_tasks])
+            obs = np.concatenate((obs, task_features.astype(np.float32)), axis=1)
         obs_buf = np.zeros((n, horizon, obs.shape[-1]), np.float32)
         rew_buf = np.zeros((n, horizon), np.float32)
         mask_buf = np.zeros((n, horizon), np.float32)
@@ -171,16 +176,19 @@ class MultiTaskSampler:
                 if self._action_half_range is not None:
                     actions_np = self._action_center + self._action_half_range * actions_np
                 active = np.flatnonzero(alive)
-                if batched_envs is not None:
-                    o, r, terminated = batched_envs.step(actions_np, active)
-                    obs[active, :env_obs_dim], rew_buf[active, h] = o, r
-                    alive[active[terminated]] = False
+                if vector_env is not None:
+                    o, r, terminated, truncated, _ = vector_env.step(actions_np)
+                    obs[active, :env_obs_dim], rew_buf[active, h] = o[active], r[active]
+                    alive &= ~(terminated | truncated)
                 else:
                     for i in active:
                         o, r, terminated, truncated, _ = envs[i].step(actions_np[i])
                         obs[i, :env_obs_dim], rew_buf[i, h] = o, r
                         if terminated or truncated:
                             alive[i] = False
+                # A finished copy's last observation is its terminal one, perhaps not
+                # finite (a diverged simulation): its padded steps hold zeros instead.
+                obs[~alive] = 0.0
                 if not alive.any():
                     break
         shape = (num_tasks, per_task, horizon)
@@ -191,25 +199,25 @@ class MultiTaskSampler:
             mask=torch.from_numpy(mask_buf).view(shape),
         )
 
-    def _batched_envs(self, envs: list[gym.Env]) -> BatchedMujoco:
-        from metarl.envs.batched import BatchedMujoco  # MuJoCo only where it is used
-
-        if self._batched is None or self._batched.envs != envs:
-            self._batched = BatchedMujoco(envs, self.threads)
-        return self._batched
+    def _vector_env(self, n: int) -> Any:
+        """The distribution's vector form with ``n`` copies (built once per size)."""
+        if n not in self._vector_envs:
+            self._vector_envs[n] = gym.make_vec(
+                self.env_id,
+                num_envs=n,
+                vectorization_mode="vector_entry_point",
+                max_episode_steps=None,  # the horizon is the sampler's
+                **({} if self.threads is None else {"threads": self.threads}),
+                **self.env_kwargs,
+            )
+        return self._vector_envs[n]
 
     def close(self) -> None:
         """Close every environment copy the sampler has built."""
-        for env in self._envs:
+        for env in [*self._envs, *self._vector_envs.values()]:
             env.close()
         self._envs.clear()
-
-
-def _is_mujoco_task_env(env: gym.Env) -> bool:
-    """Whether ``env`` is one of metarl's MuJoCo distributions, without importing MuJoCo:
-    such an environment exists only once its module has been imported."""
-    locomotion = sys.modules.get("metarl.envs.locomotion")
-    return locomotion is not None and isinstance(env, locomotion.MujocoTaskEnv)
+        self._vector_envs.clear()
 
 
 def _action_affine(space: gym.Space, rescale: bool) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils import _pytree as pytree
 from tqdm import tqdm
 
 from metarl.config import describe
@@ -107,19 +108,29 @@ class MetaRLTrainer:
         self.policy = learner.model
         self.gamma, self.gae_lambda = gamma, gae_lambda
         self.inner_loss = reinforce_loss(self.policy)
+        self.phase_seconds: dict[str, float] = {}  # of the last meta_step
         self.outer_loss = surrogate_and_kl(self.policy)
 
     # -- one meta-iteration --------------------------------------------------------------
     def meta_step(self, tasks: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-        """Sample, adapt, sample again, update. Returns returns before/after and step stats."""
+        """Sample, adapt, sample again, update. Returns returns before/after and step stats.
+
+        The wall time of each phase (``sample``: both samplings; ``advantages``: baselines
+        and advantages; ``adapt``; ``outer``: the outer step) is left in ``phase_seconds``.
+        """
+        clock = _PhaseClock()
         support = self.sampler.sample(tasks, self.policy)
+        clock.lap("sample")
         support_data = policy_gradient_data(support, self.gamma, self.gae_lambda)
+        clock.lap("advantages")
+        start = detach_params(self.learner.params())
         adapted = self.learner.adapt_batch(
-            self.inner_loss, support_data, params=detach_params(self.learner.params()),
-            first_order=True,
-        )  # fmt: skip
+            self.inner_loss, support_data, params=start, first_order=True
+        )
         adapted = {name: p.detach() for name, p in adapted.items()}
+        clock.lap("adapt")
         query = self.sampler.sample(tasks, self.policy, adapted, batched=True)
+        clock.lap("sample")
         stats = {
             "return_before": support.mean_return().mean().item(),
             "return_after": query.mean_return().mean().item(),
@@ -128,6 +139,7 @@ class MetaRLTrainer:
         query_data = surrogate_data(
             self.policy, adapted, policy_gradient_data(query, self.gamma, self.gae_lambda)
         )
+        clock.lap("advantages")
 
         def loss_and_kl() -> tuple[Tensor, Tensor]:
             out = self.learner.meta_losses(
@@ -136,7 +148,18 @@ class MetaRLTrainer:
             return out[:, 0].mean(), out[:, 1].mean()
 
         if isinstance(self.outer, TRPO):
-            result = self.outer.step(list(self.learner.parameters()), loss_and_kl)
+            every = self.outer.fisher_every
+
+            def curvature_kl() -> Tensor:  # the KL on every n-th task: cheaper products
+                support_part = pytree.tree_map(lambda t: t[::every], support_data)
+                query_part = pytree.tree_map(lambda t: t[::every], query_data)
+                out = self.learner.meta_losses(
+                    self.inner_loss, support_part, self.outer_loss, query_part
+                )
+                return out[:, 1].mean()
+
+            params = list(self.learner.parameters())
+            result = self.outer.step(params, loss_and_kl, curvature_kl)
             stats.update(loss=result.loss_before, kl=result.kl, step_fraction=result.step_fraction)
         else:
             loss, kl = loss_and_kl()
@@ -144,6 +167,8 @@ class MetaRLTrainer:
             loss.backward()
             self.outer.step()
             stats.update(loss=loss.item(), kl=kl.item())
+        clock.lap("outer")
+        self.phase_seconds = clock.seconds
         return stats
 
     # -- the training loop ---------------------------------------------------------------
@@ -299,6 +324,19 @@ class MetaRLTrainer:
         outer = state.get("outer", state.get("optimizer", {}))
         if outer or not isinstance(self.outer, torch.optim.Optimizer):
             self.outer.load_state_dict(outer)
+
+
+class _PhaseClock:
+    """Wall time per named phase: ``lap(name)`` adds the time since the previous lap."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
 
 
 def _outer_record(outer: Outer) -> dict[str, Any]:
