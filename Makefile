@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml setup.py
 
 demo: setup
 	$(PY) experiments/maml_rl.py --env metarl/Navigation2D-v0 --learner maml-trpo \
-		--iterations 25 --tasks-per-batch 10 --eval-tasks 20 --threads 2 --out runs/demo --overwrite
+		--iterations 25 --tasks-per-batch 10 --fisher-every 4 --eval-tasks 20 --threads 2 \
+		--out runs/demo --overwrite
 
 demo-sinusoid: setup
 	$(PY) experiments/sinusoid.py --learner maml --shots 10 --iterations 5000 \

@@ -2,7 +2,9 @@
 
 Defaults are the MAML paper's 2D navigation protocol: 20 tasks per meta-batch, 20 episodes
 of horizon 100 per task, one inner policy-gradient step of 0.1, TRPO with KL bound 0.01,
-a 100-100 ReLU Gaussian policy, linear feature baseline, gamma 0.99.
+a 100-100 ReLU Gaussian policy, linear feature baseline, gamma 0.99. ``--fisher-every 4``
+takes TRPO's Fisher-vector products on every 4th task only: the outer step costs about a
+quarter (``experiments/results/navigation2d_notes.md`` compares the learning curves).
 
     python experiments/maml_rl.py --env metarl/Navigation2D-v0 --learner maml-trpo --seed 0
     python experiments/maml_rl.py ... --resume          # continue a stopped run
@@ -26,6 +28,7 @@ or ``--overwrite``.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -157,6 +160,7 @@ def build_learner(s: Settings, policy: torch.nn.Module) -> tuple[MetaLearner, Ou
 
 
 def main(argv: list[str] | None = None) -> dict:
+    started = time.perf_counter()
     s = resolve(parse_settings(Settings, argv))
     torch.set_num_threads(s.threads)
     run = start_run(
@@ -171,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
     with run.interruptible():
         result = train_and_evaluate(s, run)
     run.finish()
+    print(f"wall time {time.perf_counter() - started:.0f} s (setup, training and evaluation)")
     return result
 
 
