@@ -87,8 +87,9 @@ def benchmark(env_id: str, args: argparse.Namespace) -> None:
         physics = stats["env_steps"] / raw_now
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in trainer.phase_seconds.items())
         label = "exact Fisher" if every == 1 else f"Fisher on every {every}th task"
+        steps = f"{stats['env_steps']:.0f}"
         print(f"  MAML-TRPO iteration, {label}: {iteration:6.1f} s = {iteration / physics:.2f}x "
-              f"the raw physics time of its {stats['env_steps']:.0f} env steps ({phases})")  # fmt: skip
+              f"the raw physics time of its {steps} env steps ({phases})")  # fmt: skip
 
 
 def main() -> None:
