@@ -99,7 +99,8 @@ class TaskVectorEnv(gym.vector.VectorEnv):
             if mask.shape != (self.num_envs,):
                 raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
         if seed is not None:
-            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else seed
+            one = isinstance(seed, (int, np.integer))
+            seeds = [int(seed) + i for i in range(self.num_envs)] if one else seed
             seeds = list(seeds)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} copies")

@@ -93,6 +93,9 @@ def test_an_int_seed_seeds_copy_i_with_seed_plus_i_and_reset_mask_resets_only_th
     for i in range(3):
         single.reset(seed=7 + i)
         np.testing.assert_array_equal(pulls[:, i], [single.step(0)[1] for _ in range(20)])
+    vec.reset(seed=np.int64(7))  # a NumPy integer seeds as the int does
+    again = np.stack([vec.step(np.zeros(3, dtype=int))[1] for _ in range(20)])
+    np.testing.assert_array_equal(again, pulls)
     obs, _ = vec.reset(options={"reset_mask": np.array([True, False, False])})
     assert obs[0].sum() == 0 and obs[1].sum() > 0  # copy 0 restarted, copy 1 kept its last pull
 
