@@ -6,7 +6,7 @@ learner rebuilds it without being told its shape.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,21 @@ class MLP(Configurable, nn.Sequential):
         super().__init__(*layers)
         self.input_shape: tuple[int, ...] = (in_features,)
         self.output_size = out_features
+
+    def forward_per_task(self, params: Mapping[str, Tensor], x: Tensor, prefix: str = "") -> Tensor:
+        """The network under per-task weights: ``params[prefix + name]`` has a leading task
+        dimension ``T`` and ``x`` is ``[T, N, in_features]``; returns ``[T, N, out]``.
+
+        The same values as ``vmap``-ing ``forward_with`` over the tasks (one ``baddbmm`` per
+        layer, several times faster for small layers).
+        """
+        for name, layer in self.named_children():
+            if isinstance(layer, nn.Linear):
+                weight, bias = params[f"{prefix}{name}.weight"], params[f"{prefix}{name}.bias"]
+                x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+            else:
+                x = layer(x)
+        return x
 
 
 class TaskBatchNorm2d(nn.Module):

@@ -8,7 +8,7 @@ A policy's ``forward(obs)`` returns the parameters of its action distribution as
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import gymnasium as gym
 import torch
@@ -50,6 +50,12 @@ class GaussianMLPPolicy(Configurable, nn.Module):
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         mean = self.mean(obs)
         return mean, self.log_std.expand_as(mean)
+
+    def forward_per_task(self, params: Mapping[str, Tensor], obs: Tensor) -> tuple[Tensor, Tensor]:
+        """``forward`` under per-task parameters (leading dimension ``T``) on ``[T, N, obs]``:
+        the values of ``vmap`` over the tasks, faster."""
+        mean = self.mean.forward_per_task(params, obs, prefix="mean.")
+        return mean, params["log_std"].unsqueeze(1).expand_as(mean)
 
     @staticmethod
     def log_prob(dist: tuple[Tensor, Tensor], actions: Tensor) -> Tensor:
@@ -100,6 +106,12 @@ class CategoricalMLPPolicy(Configurable, nn.Module):
 
     def forward(self, obs: Tensor) -> tuple[Tensor]:
         return (torch.log_softmax(self.logits(obs), dim=-1),)
+
+    def forward_per_task(self, params: Mapping[str, Tensor], obs: Tensor) -> tuple[Tensor]:
+        """``forward`` under per-task parameters (leading dimension ``T``) on ``[T, N, obs]``:
+        the values of ``vmap`` over the tasks, faster."""
+        logits = self.logits.forward_per_task(params, obs, prefix="logits.")
+        return (torch.log_softmax(logits, dim=-1),)
 
     @staticmethod
     def log_prob(dist: tuple[Tensor], actions: Tensor) -> Tensor:

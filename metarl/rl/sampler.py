@@ -243,5 +243,7 @@ def _policy_forward(
     policy: nn.Module, params: Params, obs: Tensor, batched: bool
 ) -> tuple[Tensor, ...]:
     if batched:
+        if hasattr(policy, "forward_per_task") and obs.dim() == 3:  # the same values, faster
+            return policy.forward_per_task(params, obs)
         return vmap(lambda p, o: forward_with(policy, p, o))(params, obs)
     return forward_with(policy, params, obs)
