@@ -109,12 +109,13 @@ class _BanditVector(TaskVectorEnv):
     """Many copies of one bandit class as arrays; copy ``i`` draws from its own generator, so
     its pulls pay exactly what a single bandit reset with the same seed pays."""
 
+    def allocate(self) -> None:
+        self._obs = np.zeros((self.num_envs, self.proto.arms + 1), dtype=np.float32)
+        self._pulled = np.zeros(self.num_envs, dtype=np.int64)
+
     def apply_tasks(self, tasks: list[dict[str, Any]]) -> None:
         field = self.single_env_class.field
         self._values = np.array([task[field] for task in tasks], dtype=np.float64)
-        if not hasattr(self, "_obs"):
-            self._obs = np.zeros((self.num_envs, self.proto.arms + 1), dtype=np.float32)
-            self._pulled = np.zeros(self.num_envs, dtype=np.int64)
 
     def reset_copies(self, mask: np.ndarray) -> np.ndarray:
         self._obs[mask] = 0.0

@@ -47,11 +47,14 @@ class MujocoTaskVectorEnv(TaskVectorEnv):
         threads: int | None = None,
         **kwargs: Any,
     ) -> None:
-        self.copies = [self.single_env_class(**kwargs) for _ in range(num_envs)]
+        self._threads = threads
         super().__init__(num_envs, max_episode_steps, **kwargs)
+
+    def allocate(self) -> None:
+        self.copies = [self.single_env_class(**self.env_kwargs) for _ in range(self.num_envs)]
         model = self.proto.model
         n, frame_skip = self.num_envs, self.proto.frame_skip
-        threads = max(1, min(threads or os.cpu_count() or 1, n))
+        threads = max(1, min(self._threads or os.cpu_count() or 1, n))
         self._models = [model] * n
         self._datas = [mujoco.MjData(model) for _ in range(threads)]
         self._contact_data = mujoco.MjData(model)
@@ -74,7 +77,7 @@ class MujocoTaskVectorEnv(TaskVectorEnv):
         model = self.proto.model
         for i in np.flatnonzero(mask):
             env = self.copies[i]
-            env._np_random = self.rngs[i]  # the copy's reset noise comes from its generator
+            env.np_random = self.rngs[i]  # the copy's reset noise comes from its generator
             self._obs[i] = env.reset()[0]
             mujoco.mj_getState(model, env.data, self.state[i], STATE_SPEC)
         return self._obs.copy()

@@ -60,10 +60,11 @@ class Navigation2DVector(TaskVectorEnv):
 
     single_env_class = Navigation2D
 
+    def allocate(self) -> None:
+        self._positions = np.zeros((self.num_envs, 2))
+
     def apply_tasks(self, tasks: list[dict[str, Any]]) -> None:
         self._goals = np.array([task["goal"] for task in tasks], dtype=np.float64)
-        if not hasattr(self, "_positions"):
-            self._positions = np.zeros((self.num_envs, 2))
 
     def reset_copies(self, mask: np.ndarray) -> np.ndarray:
         self._positions[mask] = 0.0

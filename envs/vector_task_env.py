@@ -15,10 +15,11 @@ class. A distribution registers it as its ``vector_entry_point``, so both
   (``autoreset_mode`` is ``DISABLED``): a copy that terminated or reached
   ``max_episode_steps`` stays where it ended (reward 0, flagged done) until it is reset.
 
-A subclass names its ``single_env_class`` and writes three array functions: ``apply_tasks``
-(make the copies use validated tasks), ``reset_copies`` (reset the copies in a mask, return
-every copy's observation) and ``step_copies`` (advance the copies in a mask, return every
-copy's observation, reward and termination).
+A subclass names its ``single_env_class`` and writes ``allocate`` (create the copies' arrays,
+once) and three array functions: ``apply_tasks`` (make the copies use validated tasks),
+``reset_copies`` (reset the copies in a mask, return every copy's observation) and
+``step_copies`` (advance the copies in a mask, return every copy's observation, reward and
+termination).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class TaskVectorEnv(gym.vector.VectorEnv):
             raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
         self.num_envs = int(num_envs)
         self.max_episode_steps = max_episode_steps
+        self.env_kwargs = dict(kwargs)  # each copy's constructor arguments
         self.proto = self.single_env_class(**kwargs)  # validates tasks, draws them, has spaces
         self.single_observation_space = self.proto.observation_space
         self.single_action_space = self.proto.action_space
@@ -57,6 +59,7 @@ class TaskVectorEnv(gym.vector.VectorEnv):
         self.done = np.ones(self.num_envs, dtype=bool)  # reset before the first step
         self.elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._tasks = [self.proto.task for _ in range(self.num_envs)]
+        self.allocate()
         self.apply_tasks(self._tasks)
 
     # -- tasks -------------------------------------------------------------------------
@@ -127,6 +130,10 @@ class TaskVectorEnv(gym.vector.VectorEnv):
         self.proto.close()
 
     # -- what a subclass writes --------------------------------------------------------
+    def allocate(self) -> None:  # pragma: no cover
+        """Create the copies' state (called once, after the spaces and before any task)."""
+        raise NotImplementedError
+
     def apply_tasks(self, tasks: list[dict[str, Any]]) -> None:  # pragma: no cover
         """Make the copies use these validated tasks."""
         raise NotImplementedError

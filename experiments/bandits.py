@@ -211,8 +211,8 @@ def write_table(s: Settings, run: Run, rows: list[list]) -> Path:
             else []
         ),
         "",
-        f"Command: `{run.command}` (seed {s.seed}); machine: {machine()}; MAML training wall "
-        f"time {run.wall_s / 60:.1f} min in all, per (n, k) in bandits.csv.",
+        f"Command: `{run.command}` (seed {s.seed}); machine: {machine()}; wall time of the "
+        f"grid {run.wall_s / 60:.1f} min, MAML training's per (n, k) in bandits.csv.",
         "",
         f"Settings: `{asdict(s)}`",
     ]

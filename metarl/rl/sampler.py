@@ -138,19 +138,18 @@ class MultiTaskSampler:
         if vector_env is not None:
             vector_env.set_tasks(copy_tasks)
             obs = vector_env.reset(seed=[int(s) for s in seeds])[0]
-            copy_tasks = vector_env.tasks  # validated
         else:
             while len(self._envs) < n:
                 self._envs.append(self._make())
             envs = self._envs[:n]
             for env, task in zip(envs, copy_tasks):
                 env.set_task(task)
-            copy_tasks = [env.task for env in envs]
             obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
         obs = np.asarray(obs, dtype=np.float32)
         env_obs_dim = obs.shape[1]
-        if self.task_in_observation:
-            task_features = np.stack([flatten_task(task) for task in copy_tasks])
+        if self.task_in_observation:  # the validated tasks, as the environments hold them
+            validated = vector_env.tasks if vector_env is not None else [e.task for e in envs]
+            task_features = np.stack([flatten_task(task) for task in validated])
             obs = np.concatenate((obs, task_features.astype(np.float32)), axis=1)
         obs_buf = np.zeros((n, horizon, obs.shape[-1]), np.float32)
         rew_buf = np.zeros((n, horizon), np.float32)

@@ -141,22 +141,24 @@ class MetaRLTrainer:
         )
         clock.lap("advantages")
 
-        def loss_and_kl() -> tuple[Tensor, Tensor]:
-            out = self.learner.meta_losses(
-                self.inner_loss, support_data, self.outer_loss, query_data
+        def losses(every: int = 1) -> Tensor:
+            """Per-task [surrogate, KL] after adaptation, on every ``every``-th task."""
+            support_part, query_part = (
+                pytree.tree_map(lambda t: t[::every], d) for d in (support_data, query_data)
             )
+            return self.learner.meta_losses(
+                self.inner_loss, support_part, self.outer_loss, query_part
+            )
+
+        def loss_and_kl() -> tuple[Tensor, Tensor]:
+            out = losses()
             return out[:, 0].mean(), out[:, 1].mean()
 
         if isinstance(self.outer, TRPO):
             every = self.outer.fisher_every
 
             def curvature_kl() -> Tensor:  # the KL on every n-th task: cheaper products
-                support_part = pytree.tree_map(lambda t: t[::every], support_data)
-                query_part = pytree.tree_map(lambda t: t[::every], query_data)
-                out = self.learner.meta_losses(
-                    self.inner_loss, support_part, self.outer_loss, query_part
-                )
-                return out[:, 1].mean()
+                return losses(every)[:, 1].mean()
 
             params = list(self.learner.parameters())
             result = self.outer.step(params, loss_and_kl, curvature_kl)
