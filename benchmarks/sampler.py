@@ -11,10 +11,15 @@ For each distribution (default HalfCheetahVel and AntVel):
    time of each phase; once with exact Fisher-vector products and once with them on every
    ``--fisher-every``-th task.
 
-Ratios are measured side by side in one run (raw and sampler interleaved); bare rates are
-printed only to read them by. EnvPool is not used as a second reference: it is not a
-dependency (``pip install envpool`` 1.2.5 resolves beside our pins, but it would pull
-dm-env, dm-tree and its own MuJoCo assets into every install for one benchmark line).
+Two raw references: full-length rollouts with random controls, and rollouts of the sampler's
+own episodes (its episode lengths, rounded up to 25 steps, and its actions), which matters
+where episodes end early: an AntVel episode of the untrained policy lasts about 60 steps,
+mostly the costlier first steps in which the Ant lands. Ratios are measured side by side in
+one run (raw and sampler interleaved); bare rates are printed only to read them by.
+
+If EnvPool is installed (``pip install -e .[bench]``: envpool 1.2.5 installs beside our
+pins, with dm-env and dm-tree), its HalfCheetah-v5 stepping throughput on the same cores
+(same number of copies and steps, random actions) is printed as a second reference.
 
     python benchmarks/sampler.py [--envs metarl/HalfCheetahVel-v0 metarl/AntVel-v0]
         [--tasks 40 --episodes 20 --horizon 200] [--repeats 3] [--fisher-every 4]
@@ -37,19 +42,54 @@ from metarl.core import MAML, TRPO
 from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler
 
 
-def raw_steps_per_second(model_path: str, copies: int, env_steps: int, frame_skip: int) -> float:
+def raw_steps_per_second(
+    model_path: str,
+    lengths: np.ndarray,
+    frame_skip: int,
+    actions: np.ndarray | None = None,
+    bucket: int = 25,
+) -> float:
+    """Environment steps per second of ``mujoco.rollout`` on all cores, one thread per core.
+
+    Copy ``i`` runs ``lengths[i]`` environment steps (rounded up to a multiple of ``bucket``,
+    one rollout call per rounded length) from the model's initial state, open-loop with
+    ``actions[i]`` (default: uniform random controls in [-1, 1]).
+    """
     model = mujoco.MjModel.from_xml_path(model_path)
     threads = os.cpu_count() or 1
     datas = [mujoco.MjData(model) for _ in range(threads)]
     spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
     state0 = np.empty(mujoco.mj_stateSize(model, spec))
     mujoco.mj_getState(model, datas[0], state0, spec)
-    initial = np.tile(state0, (copies, 1))
-    rng = np.random.default_rng(0)
-    control = rng.uniform(-1, 1, (copies, env_steps * frame_skip, model.nu))
+    horizon = int(lengths.max())
+    if actions is None:
+        actions = np.random.default_rng(0).uniform(-1, 1, (len(lengths), horizon, model.nu))
+    rounded = np.minimum(-(-lengths // bucket) * bucket, horizon)
+    groups = [(np.flatnonzero(rounded == r), int(r)) for r in np.unique(rounded)]
+    controls = [np.repeat(actions[ids, :r], frame_skip, axis=1) for ids, r in groups]
     start = time.perf_counter()
-    rollout.rollout([model] * copies, datas, initial, control)
-    return copies * env_steps / (time.perf_counter() - start)
+    for (ids, _), control in zip(groups, controls):
+        rollout.rollout([model] * len(ids), datas, np.tile(state0, (len(ids), 1)), control)
+    return float(rounded.sum()) / (time.perf_counter() - start)
+
+
+def envpool_steps_per_second(copies: int, env_steps: int) -> float | None:
+    """EnvPool's HalfCheetah-v5 steps per second on all cores, or ``None`` without EnvPool."""
+    try:
+        import envpool
+    except ImportError:
+        return None
+    env = envpool.make(
+        "HalfCheetah-v5", env_type="gymnasium", num_envs=copies, num_threads=os.cpu_count() or 1
+    )
+    env.reset()
+    actions = np.random.default_rng(0).uniform(-1, 1, (env_steps, copies, 6)).astype(np.float32)
+    start = time.perf_counter()
+    for action in actions:
+        env.step(action)
+    rate = copies * env_steps / (time.perf_counter() - start)
+    env.close()
+    return rate
 
 
 def benchmark(env_id: str, args: argparse.Namespace) -> None:
@@ -61,26 +101,42 @@ def benchmark(env_id: str, args: argparse.Namespace) -> None:
     sampler.sample(tasks, policy)  # warm-up: builds the environments, as a first iteration does
     copies = args.tasks * args.episodes
 
-    raws, ours = [], []
-    for _ in range(args.repeats):  # interleaved, so both see the same machine load
-        raws.append(raw_steps_per_second(env.model_path, copies, args.horizon, env.frame_skip))
+    full = np.full(copies, args.horizon)
+    raws, matched, ours = [], [], []
+    for _ in range(args.repeats):  # interleaved, so all three see the same machine load
+        raws.append(raw_steps_per_second(env.model_path, full, env.frame_skip))
         start = time.perf_counter()
         episodes = sampler.sample(tasks, policy)
         ours.append(episodes.steps() / (time.perf_counter() - start))
-    raw, ours_median = float(np.median(raws)), float(np.median(ours))
-    ratios = sorted(o / r for o, r in zip(ours, raws))
-    print(f"\n{env_id}: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps")
-    print(f"  raw MuJoCo (rollout, all cores):  {raw:9.0f} env steps/s   (reference)")
-    print(f"  our sampler, policy included:     {ours_median:9.0f} env steps/s   ratio "
-          f"{ours_median / raw:.2f} (medians of {args.repeats}; per-repeat ratios "
-          f"{', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+        lengths = episodes.mask.reshape(copies, -1).sum(1).long().numpy()
+        actions = episodes.actions.reshape(copies, args.horizon, -1).double().numpy()
+        matched.append(raw_steps_per_second(env.model_path, lengths, env.frame_skip, actions))
+    raw, same, ours_median = (float(np.median(x)) for x in (raws, matched, ours))
+    print(
+        f"\n{env_id}: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps "
+        f"({np.mean(lengths):.0f} steps per episode on average)"
+    )
+    print(f"  raw MuJoCo, full-length random-control rollouts:  {raw:9.0f} env steps/s (reference)")
+    print(f"  raw MuJoCo, the sampler's episode lengths and actions: {same:9.0f} env steps/s")
+    print(f"  our sampler, policy included:     {ours_median:9.0f} env steps/s")
+    if "HalfCheetah" in env_id and (pool := envpool_steps_per_second(copies, args.horizon)):
+        print(
+            f"  EnvPool HalfCheetah-v5, random actions: {pool:9.0f} env steps/s "
+            f"({ours_median / pool:.2f} of it; measured once, after the repeats)"
+        )
+    for name, ref in (("full-length", raws), ("same-episodes", matched)):
+        ratios = sorted(o / r for o, r in zip(ours, ref))
+        print(
+            f"    ratio to {name} reference: {np.median(ratios):.2f} (median of "
+            f"{args.repeats}; per repeat {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
     if args.skip_iteration:
         return
     for every in sorted({1, args.fisher_every}):
         torch.manual_seed(0)
         learner = MAML(GaussianMLPPolicy.for_env(env_id, hidden=(100, 100)), inner_lr=0.1)
         trainer = MetaRLTrainer(learner, sampler, TRPO(max_kl=0.01, fisher_every=every))
-        raw_now = raw_steps_per_second(env.model_path, copies, args.horizon, env.frame_skip)
+        raw_now = raw_steps_per_second(env.model_path, full, env.frame_skip)
         start = time.perf_counter()
         stats = trainer.meta_step(tasks)
         iteration = time.perf_counter() - start

@@ -1,14 +1,18 @@
-"""MuJoCo task distributions as vector environments, stepped with ``mujoco.rollout``.
+"""MuJoCo task distributions as vector environments, stepped with ``mujoco.batch``.
 
-``MujocoTaskVectorEnv`` keeps the simulator state of every copy in one array and advances
-all running copies by one environment step (``frame_skip`` physics substeps) in a single
-multi-threaded ``mujoco.rollout`` call, then computes observations, rewards and
-terminations for the whole batch with the environment's own vectorised functions
-(``observation_from``, ``reward_terms``, ``terminated_from``). It reproduces the single
-environment's ``step`` exactly: both start the constraint solver cold at every step, and both
-read contact forces at the new state; resets are each copy's own (its reset noise, drawn
-from the copy's generator). Its physics threads are MuJoCo's persistent pool, created once
-and shut down by MuJoCo at exit. One class per distribution (``HalfCheetahVelVector``, ...)
+``MujocoTaskVectorEnv`` keeps every copy's simulation in one ``mujoco.batch.Batch`` (one
+``MjData`` per copy, stepped on a thread pool with the GIL released) and advances all running
+copies by one environment step (``frame_skip`` physics substeps) in one call, then computes
+observations, rewards and terminations for the whole batch with the environment's own
+vectorised functions (``observation_from``, ``reward_terms``, ``terminated_from``). The state
+lives in the batch's rows and is read through bound views, so nothing is copied per copy.
+
+It reproduces the single environment's ``step`` exactly: both start the constraint solver
+cold at every step; the Ant's contact forces are those of one more ``mj_forward`` at the new
+state (solver cold again), computed in the same threads (the model's contact probe makes
+``mj_forward`` fill ``cfrc_ext``), and its next step reuses that forward's position and
+velocity stages instead of computing them again. Resets are each copy's own (its reset noise,
+drawn from the copy's generator). One class per distribution (``HalfCheetahVelVector``, ...)
 is registered as its ``vector_entry_point``.
 """
 
@@ -19,7 +23,7 @@ from typing import Any
 
 import mujoco
 import numpy as np
-from mujoco import rollout
+from mujoco.batch import Batch
 
 from metarl.envs.locomotion import (
     AntDir,
@@ -31,7 +35,9 @@ from metarl.envs.locomotion import (
 )
 from metarl.envs.vector_task_env import TaskVectorEnv
 
-STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
+_NO_STAGE = mujoco.mjtStage.mjSTAGE_NONE.value
+_VELOCITY_STAGE = mujoco.mjtStage.mjSTAGE_VEL.value
+_ACCELERATION_STAGE = mujoco.mjtStage.mjSTAGE_ACC.value
 
 
 class MujocoTaskVectorEnv(TaskVectorEnv):
@@ -52,20 +58,12 @@ class MujocoTaskVectorEnv(TaskVectorEnv):
 
     def allocate(self) -> None:
         self.copies = [self.single_env_class(**self.env_kwargs) for _ in range(self.num_envs)]
-        model = self.proto.model
-        n, frame_skip = self.num_envs, self.proto.frame_skip
-        threads = max(1, min(self._threads or os.cpu_count() or 1, n))
-        self._models = [model] * n
-        self._datas = [mujoco.MjData(model) for _ in range(threads)]
-        self._contact_data = mujoco.MjData(model)
-        size = mujoco.mj_stateSize(model, STATE_SPEC)
-        self.state = np.zeros((n, size))
-        self._out = np.zeros((n, frame_skip, size))
-        self._control = np.zeros((n, frame_skip, model.nu))
-        self._warmstart = np.zeros((n, model.nv))
-        self._qpos = slice(1, 1 + model.nq)  # the state starts with the time
-        self._qvel = slice(1 + model.nq, 1 + model.nq + model.nv)
-        self._obs = np.zeros((n, self.single_observation_space.shape[0]))
+        threads = max(1, min(self._threads or os.cpu_count() or 1, self.num_envs))
+        self.batch = Batch(self.proto.model, self.num_envs, nthread=threads, persistent=True)
+        self._qpos, self._qvel = self.batch.bind("qpos"), self.batch.bind("qvel")
+        self._ctrl, self._warmstart = self.batch.bind("ctrl"), self.batch.bind("qacc_warmstart")
+        self._cfrc_ext = self.batch.bind("cfrc_ext") if self.proto.uses_contact_forces else None
+        self._obs = np.zeros((self.num_envs, self.single_observation_space.shape[0]))
 
     def apply_tasks(self, tasks: list[dict[str, Any]]) -> None:
         for env, task in zip(self.copies, tasks):
@@ -74,12 +72,14 @@ class MujocoTaskVectorEnv(TaskVectorEnv):
         self.params = np.stack([env.task_params for env in self.copies])
 
     def reset_copies(self, mask: np.ndarray) -> np.ndarray:
-        model = self.proto.model
-        for i in np.flatnonzero(mask):
+        ids = np.flatnonzero(mask)
+        self.batch.reset(ids, stage=_NO_STAGE)
+        for i in ids:
             env = self.copies[i]
             env.np_random = self.rngs[i]  # the copy's reset noise comes from its generator
             self._obs[i] = env.reset()[0]
-            mujoco.mj_getState(model, env.data, self.state[i], STATE_SPEC)
+            self._qpos[i], self._qvel[i] = env.data.qpos, env.data.qvel
+        self.batch.forward(ids)  # the derived fields of the new states, as the copies have them
         return self._obs.copy()
 
     def step_copies(
@@ -90,19 +90,21 @@ class MujocoTaskVectorEnv(TaskVectorEnv):
         k, proto = len(active), self.proto
         if k == 0:
             return self._obs.copy(), reward, terminated
+        ids = None if k == self.num_envs else active
         actions = np.asarray(actions, dtype=np.float64)[active]
-        before = self.state[active]
-        self._control[:k] = actions[:, None, :]
-        rollout.rollout(
-            self._models[:k], self._datas, before, self._control[:k], nstep=self._out.shape[1],
-            initial_warmstart=self._warmstart[:k], skip_checks=True, state=self._out[:k],
-            persistent_pool=True,
-        )  # fmt: skip
-        after = self._out[:k, -1]
-        self.state[active] = after
-        qpos, qvel = after[:, self._qpos], after[:, self._qvel]
-        velocity = (qpos[:, 0] - before[:, self._qpos][:, 0]) / proto.dt
-        contact = self._contact_forces(after, actions) if proto.uses_contact_forces else None
+        x_before = self._qpos[active, 0]
+        self._ctrl[active] = actions
+        self._warmstart[active] = 0.0
+        contact = None
+        if proto.uses_contact_forces:
+            self.batch.step(ids, nstep=proto.frame_skip, stage=_VELOCITY_STAGE)
+            self._warmstart[active] = 0.0  # the forces' forward starts cold, as the copies' do
+            self.batch.forward(ids, stage=_ACCELERATION_STAGE)
+            contact = proto.clipped_contact_forces(self._cfrc_ext[active])
+        else:
+            self.batch.step(ids, nstep=proto.frame_skip)
+        qpos, qvel = self._qpos[active], self._qvel[active]
+        velocity = (qpos[:, 0] - x_before) / proto.dt
         obs = proto.observation_from(qpos, qvel, contact)
         task, ctrl, contact_cost = proto.reward_terms(
             velocity, qpos, actions, contact, self.params[active]
@@ -111,15 +113,6 @@ class MujocoTaskVectorEnv(TaskVectorEnv):
         reward[active] = task - ctrl - contact_cost + proto.survive_bonus
         terminated[active] = proto.terminated_from(qpos, obs)
         return self._obs.copy(), reward, terminated
-
-    def _contact_forces(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        data, model = self._contact_data, self.proto.model
-        forces = []
-        for row, action in zip(states, actions):
-            mujoco.mj_setState(model, data, row, STATE_SPEC)
-            data.ctrl[:] = action  # actuator forces enter the constraint forces
-            forces.append(self.proto.contact_forces(data))
-        return np.stack(forces)
 
     def close_extras(self, **kwargs: Any) -> None:
         for env in self.copies:

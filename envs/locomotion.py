@@ -18,9 +18,12 @@ registration.
 Each ``step`` is one ``mujoco.mj_step`` call of ``frame_skip`` substeps and a few NumPy
 operations, so it costs little beyond the physics; ``benchmarks/envs.py`` measures the
 ratio. The Ant's contact forces ``cfrc_ext`` are those of the state after the step (one
-``mj_forward`` plus ``mj_rnePostConstraint``). Every step starts MuJoCo's constraint solver
-cold (zero warm start), so ``metarl.envs.batched.BatchedMujoco``, which steps many copies at
-once with ``mujoco.rollout``, produces exactly the same trajectories.
+``mj_forward``, solver started cold); its model carries one accelerometer on a massless site
+of the torso (``contact_probe``), which makes every ``mj_forward`` compute ``cfrc_ext`` (MuJoCo
+runs ``mj_rnePostConstraint`` for such sensors) and changes nothing in the dynamics. Every
+step starts MuJoCo's constraint solver cold (zero warm start), so the vector forms in
+``metarl.envs.batched``, which step many copies at once on ``mujoco.batch``, produce exactly
+the same trajectories.
 
 The observation, reward and termination are computed by ``observation_from``,
 ``reward_terms`` and ``terminated_from``, which accept one state or a batch of states (any
@@ -45,10 +48,27 @@ from metarl.envs.task_env import TaskEnv, check_fields, number_field, vector_fie
 ASSETS = Path(gym.__file__).parent / "envs" / "mujoco" / "assets"
 
 
+CONTACT_PROBE = "contact_probe"
+
+
 @functools.cache
-def _compiled_model(path: str) -> mujoco.MjModel:
-    """Compile each XML file once per process; environments take copies of the result."""
-    return mujoco.MjModel.from_xml_path(path)
+def _compiled_model(path: str, contact_probe: bool = False) -> mujoco.MjModel:
+    """Compile each XML file once per process; environments take copies of the result.
+
+    ``contact_probe`` adds an accelerometer on a massless site of the first body below the
+    world: sensors of that kind make ``mj_forward`` compute the external contact forces
+    ``cfrc_ext``, here and in ``mujoco.batch`` (which has no call of its own for them).
+    """
+    if not contact_probe:
+        return mujoco.MjModel.from_xml_path(path)
+    spec = mujoco.MjSpec.from_file(path)
+    spec.worldbody.first_body().add_site(name=CONTACT_PROBE)
+    spec.add_sensor(
+        type=mujoco.mjtSensor.mjSENS_ACCELEROMETER,
+        objtype=mujoco.mjtObj.mjOBJ_SITE,
+        objname=CONTACT_PROBE,
+    )
+    return spec.compile()
 
 
 class MujocoTaskEnv(TaskEnv):
@@ -72,7 +92,8 @@ class MujocoTaskEnv(TaskEnv):
         if frame_skip < 1:
             raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
         self.model_path = str(ASSETS / self.xml)
-        self.model = copy.copy(_compiled_model(self.model_path))  # own copy, no recompiling
+        # An own copy, without recompiling.
+        self.model = copy.copy(_compiled_model(self.model_path, self.uses_contact_forces))
         # A diverged simulation keeps its non-finite state (MuJoCo would silently reset it),
         # so that the episode can end on it, in this environment and in the batched stepper.
         self.model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
@@ -142,9 +163,15 @@ class MujocoTaskEnv(TaskEnv):
         if not self.uses_contact_forces:
             return None
         data.qacc_warmstart[:] = 0.0
-        mujoco.mj_forward(self.model, data)
-        mujoco.mj_rnePostConstraint(self.model, data)
-        return np.clip(data.cfrc_ext[1:].ravel(), -1.0, 1.0)
+        mujoco.mj_forward(self.model, data)  # the contact probe makes it fill cfrc_ext
+        return self.clipped_contact_forces(data.cfrc_ext)
+
+    @staticmethod
+    def clipped_contact_forces(cfrc_ext: np.ndarray) -> np.ndarray:
+        """``cfrc_ext`` of every body but the world (``[..., nbody, 6]``), clipped to [-1, 1]
+        and flattened over bodies: ``[..., 6 * (nbody - 1)]``."""
+        forces = np.clip(cfrc_ext[..., 1:, :], -1.0, 1.0)
+        return forces.reshape(*forces.shape[:-2], -1)
 
     def observation_from(self, qpos, qvel, contact):  # pragma: no cover - interface
         raise NotImplementedError

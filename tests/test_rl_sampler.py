@@ -73,6 +73,25 @@ def test_same_seed_same_episodes_and_different_seed_different():
     assert not torch.equal(runs[0].actions, runs[2].actions)
 
 
+def test_policy_threads_apply_while_sampling_and_are_restored(monkeypatch):
+    torch.set_num_threads(2)
+    seen = []
+    policy = GaussianMLPPolicy.for_env("metarl/Navigation2D-v0", hidden=(16,))
+    original = GaussianMLPPolicy.sample
+    monkeypatch.setattr(
+        GaussianMLPPolicy,
+        "sample",
+        staticmethod(lambda *a: seen.append(torch.get_num_threads()) or original(*a)),
+    )
+    runs = []
+    for threads in (1, None):
+        sampler = MultiTaskSampler("metarl/Navigation2D-v0", 2, 5, seed=0, policy_threads=threads)
+        runs.append(sampler.sample(sampler.sample_tasks(2), policy))
+        assert torch.get_num_threads() == 2
+    assert seen == [1] * 5 + [2] * 5
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
 @pytest.mark.parametrize("rescale", [True, False])
 def test_per_task_parameters_drive_each_task(rescale):
     """Task i moves i * 0.05 in x per step; with rescaling the policy says so in [-1, 1] units.

@@ -196,5 +196,8 @@ def test_a_committed_legacy_run_resumes_and_reproduces_its_results(tmp_path):
     out = command.index("--out")
     command[out + 1] = str(copy)
     results = load_experiment("sinusoid").main([*command, "--resume"])
-    assert results["mse_after_steps"] == expected["mse_after_steps"]
+    # Bit for bit on the machine that made the run; another CPU's matmul kernels (AVX-512 /
+    # AMX against AVX2) differ in the last bits, which ten adaptation steps carry to ~1e-5.
+    for steps, stats in expected["mse_after_steps"].items():
+        assert results["mse_after_steps"][steps] == pytest.approx(stats, rel=1e-4)
     assert results["train_wall_s"] == expected["train_wall_s"]
