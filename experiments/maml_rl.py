@@ -79,9 +79,11 @@ LEARNERS: dict[str, tuple[str, Literal["trpo", "adam", "sgd"], int | None]] = {
 # Settings of the final evaluation only: a finished run may be evaluated again with --resume
 # and other values (its eval.json records the ones used), as the committed runs were.
 EVALUATION = ("eval_tasks", "eval_steps", "eval_seed", "later_step_scales", "val_tasks", "val_seed")
-# Settings a resumed run may change: those, the run flags, the folder itself, the thread count
+# Settings a resumed run may change: those, the run flags, the folder itself, the thread counts
 # and the number of iterations (a run continues to a larger one; nothing else depends on it).
-RESUME_IGNORES = ("resume", "overwrite", "out", "threads", "iterations", *EVALUATION)
+RESUME_IGNORES = (
+    "resume", "overwrite", "out", "threads", "physics_threads", "iterations", *EVALUATION
+)  # fmt: skip
 # Training settings added after the first runs, with the value the runs from before them had:
 # a saved record without one counts as holding this value (see as_before).
 BEFORE_ADDED = {
@@ -129,6 +131,8 @@ class Settings:
     resume: bool = False  # continue the run in --out from its checkpoint (same settings)
     overwrite: bool = False  # delete the run already in --out and start again
     threads: Annotated[int, Positive] = 2  # torch threads
+    physics_threads: Annotated[int, Positive] | None = None
+    """MuJoCo physics threads (default: all cores); 1 when two runs share a 2-core machine"""
 
 
 def resolve(s: Settings) -> Settings:
@@ -197,6 +201,7 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
             seed=seed,
             task_in_observation=oracle,
             rescale_actions=s.rescale_actions,
+            threads=s.physics_threads,
         )
 
     sampler = make_sampler(s.seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +21,7 @@ from metarl.rl import (
     reinforce_loss,
     surrogate_and_kl,
 )
+from metarl.rl.baselines import baseline_features
 from metarl.rl.losses import SurrogateData
 
 
@@ -59,6 +61,27 @@ def test_linear_baseline_recovers_returns_that_are_linear_in_its_features():
     episodes = Episodes(obs, torch.zeros(2, 4, 10, 1), target, mask)
     values = fit_linear_baseline(episodes, gamma=0.0)
     torch.testing.assert_close(values, target, atol=1e-3, rtol=1e-3)
+
+
+def test_linear_baseline_with_many_zero_features_matches_a_per_task_ridge_solve():
+    """Ant-like observations (half the dimensions always zero, early terminations): the
+    batched fit equals NumPy's ridge solution task by task (oneMKL's batched LU hung here)."""
+    gen = torch.Generator().manual_seed(0)
+    tasks, episodes, horizon, dim = 40, 6, 50, 105
+    obs = torch.randn(tasks, episodes, horizon, dim, generator=gen)
+    obs[..., dim // 2 :] = 0.0
+    lengths = torch.randint(5, horizon + 1, (tasks, episodes), generator=gen)
+    mask = (torch.arange(horizon) < lengths[..., None]).float()
+    rewards = torch.randn(tasks, episodes, horizon, generator=gen) * mask
+    batch = Episodes(obs, torch.zeros(tasks, episodes, horizon, 1), rewards, mask)
+    values = fit_linear_baseline(batch, gamma=0.9)
+    returns = discounted_returns(rewards.double(), mask.double(), 0.9)
+    for k in range(tasks):
+        x = baseline_features(obs[k].double(), mask[k].double()).flatten(0, 1).numpy()
+        a = x.T @ x + 1e-5 * np.eye(x.shape[1])
+        coeffs = np.linalg.solve(a, x.T @ returns[k].flatten().numpy())
+        expected = (x @ coeffs).reshape(episodes, horizon) * mask[k].numpy()
+        np.testing.assert_allclose(values[k].numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_reinforce_gradient_matches_hand_derivation_for_a_categorical_bandit():

@@ -26,7 +26,7 @@ def fit_linear_baseline(
     """Fit a ridge regression of discounted returns on features for each task; return values.
 
     Returns the fitted values ``[T, E, H]`` (zero on padded steps). As in rllab, the ridge
-    coefficient grows tenfold until the solve is finite.
+    coefficient grows tenfold until the solve is finite (and the system positive definite).
     """
     with torch.no_grad():
         obs, mask = episodes.observations.double(), episodes.mask.double()
@@ -36,8 +36,12 @@ def fit_linear_baseline(
         xtx, xty = x.transpose(1, 2) @ x, x.transpose(1, 2) @ y
         eye = torch.eye(xtx.shape[-1], dtype=xtx.dtype)
         for attempt in range(max_tries):
-            coeffs = torch.linalg.solve(xtx + reg * 10**attempt * eye, xty)
-            if torch.isfinite(coeffs).all():
+            # Cholesky, not LU: the normal equations are symmetric positive definite, and
+            # oneMKL's batched LU hangs on them when many feature columns are zero (an Ant
+            # body that never touches anything gives zero contact-force features).
+            factor, info = torch.linalg.cholesky_ex(xtx + reg * 10**attempt * eye)
+            coeffs = torch.cholesky_solve(xty, factor)
+            if (info == 0).all() and torch.isfinite(coeffs).all():
                 break
         values = (x @ coeffs).squeeze(-1).view_as(returns) * mask
     return values.to(episodes.rewards.dtype)
