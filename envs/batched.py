@@ -8,10 +8,9 @@ vectorised functions (``observation_from``, ``reward_terms``, ``terminated_from`
 lives in the batch's rows and is read through bound views, so nothing is copied per copy.
 
 It reproduces the single environment's ``step`` exactly: both start the constraint solver
-cold at every step; the Ant's contact forces are those of one more ``mj_forward`` at the new
-state (solver cold again), computed in the same threads (the model's contact probe makes
-``mj_forward`` fill ``cfrc_ext``), and its next step reuses that forward's position and
-velocity stages instead of computing them again. Resets are each copy's own (its reset noise,
+cold at every step, and the Ant's contact forces are those of the step's last substep, filled
+in the same threads (the model's contact probe makes every ``mj_forward`` fill
+``cfrc_ext``). Resets are each copy's own (its reset noise,
 drawn from the copy's generator). One class per distribution (``HalfCheetahVelVector``, ...)
 is registered as its ``vector_entry_point``.
 """
@@ -36,8 +35,6 @@ from metarl.envs.locomotion import (
 from metarl.envs.vector_task_env import TaskVectorEnv
 
 _NO_STAGE = mujoco.mjtStage.mjSTAGE_NONE.value
-_VELOCITY_STAGE = mujoco.mjtStage.mjSTAGE_VEL.value
-_ACCELERATION_STAGE = mujoco.mjtStage.mjSTAGE_ACC.value
 
 
 class MujocoTaskVectorEnv(TaskVectorEnv):
@@ -95,14 +92,10 @@ class MujocoTaskVectorEnv(TaskVectorEnv):
         x_before = self._qpos[active, 0]
         self._ctrl[active] = actions
         self._warmstart[active] = 0.0
+        self.batch.step(ids, nstep=proto.frame_skip)
         contact = None
         if proto.uses_contact_forces:
-            self.batch.step(ids, nstep=proto.frame_skip, stage=_VELOCITY_STAGE)
-            self._warmstart[active] = 0.0  # the forces' forward starts cold, as the copies' do
-            self.batch.forward(ids, stage=_ACCELERATION_STAGE)
             contact = proto.clipped_contact_forces(self._cfrc_ext[active])
-        else:
-            self.batch.step(ids, nstep=proto.frame_skip)
         qpos, qvel = self._qpos[active], self._qvel[active]
         velocity = (qpos[:, 0] - x_before) / proto.dt
         obs = proto.observation_from(qpos, qvel, contact)

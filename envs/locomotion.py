@@ -17,13 +17,16 @@ registration.
 
 Each ``step`` is one ``mujoco.mj_step`` call of ``frame_skip`` substeps and a few NumPy
 operations, so it costs little beyond the physics; ``benchmarks/envs.py`` measures the
-ratio. The Ant's contact forces ``cfrc_ext`` are those of the state after the step (one
-``mj_forward``, solver started cold); its model carries one accelerometer on a massless site
-of the torso (``contact_probe``), which makes every ``mj_forward`` compute ``cfrc_ext`` (MuJoCo
-runs ``mj_rnePostConstraint`` for such sensors) and changes nothing in the dynamics. Every
-step starts MuJoCo's constraint solver cold (zero warm start), so the vector forms in
-``metarl.envs.batched``, which step many copies at once on ``mujoco.batch``, produce exactly
-the same trajectories.
+ratio. The Ant's contact forces ``cfrc_ext`` are those of the state at the start of the
+step's last physics substep, computed by that substep's ``mj_forward`` (MuJoCo 1.x, which
+rllab's Ant ran on, filled them in every ``mj_forward``): its model carries one accelerometer
+on a massless site of the torso (``contact_probe``), which makes every ``mj_forward`` compute
+``cfrc_ext`` (MuJoCo runs ``mj_rnePostConstraint`` for such sensors) and changes nothing in
+the dynamics. After a reset they are those of the reset state. (Gymnasium's Ant calls
+``mj_rnePostConstraint`` after ``mj_step``; as the model integrates with RK4, that reads the
+contacts of the last Runge-Kutta stage, an intermediate state.) Every step starts MuJoCo's constraint solver cold (zero
+warm start), so the vector forms in ``metarl.envs.batched``, which step many copies at once
+on ``mujoco.batch``, produce exactly the same trajectories.
 
 The observation, reward and termination are computed by ``observation_from``,
 ``reward_terms`` and ``terminated_from``, which accept one state or a batch of states (any
@@ -159,11 +162,11 @@ class MujocoTaskEnv(TaskEnv):
 
     # -- shared by the single environment and the batched stepper --------------------------
     def contact_forces(self, data: mujoco.MjData) -> np.ndarray | None:
-        """Clipped external contact forces of the state in ``data`` (None if unused)."""
+        """Clipped external contact forces in ``data`` (None if unused): those of its last
+        ``mj_forward``, which the contact probe makes fill ``cfrc_ext`` (for a step, the
+        last substep's)."""
         if not self.uses_contact_forces:
             return None
-        data.qacc_warmstart[:] = 0.0
-        mujoco.mj_forward(self.model, data)  # the contact probe makes it fill cfrc_ext
         return self.clipped_contact_forces(data.cfrc_ext)
 
     @staticmethod

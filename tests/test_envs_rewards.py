@@ -35,14 +35,17 @@ def _reference_step(env, qpos, qvel, action, contact_forces: bool):
     x0 = data.qpos[0]
     data.ctrl[:] = action
     data.qacc_warmstart[:] = 0.0  # the environment starts each step's solver cold
-    for _ in range(5):
+    for _ in range(4):
         mujoco.mj_step(env.model, data)
-    if contact_forces:  # forces of the state after the step
-        data.qacc_warmstart[:] = 0.0
+    cfrc = np.zeros_like(data.cfrc_ext)
+    if contact_forces:  # the forces of the last substep's state (what its mj_forward computes)
         mujoco.mj_forward(env.model, data)
+        data.cfrc_ext[:] = 0.0
         mujoco.mj_rnePostConstraint(env.model, data)
+        cfrc = np.clip(data.cfrc_ext, -1, 1)
+    mujoco.mj_step(env.model, data)
     v = (data.qpos[0] - x0) / (5 * env.model.opt.timestep)
-    return v, data, np.clip(data.cfrc_ext, -1, 1)
+    return v, data, cfrc
 
 
 @pytest.mark.parametrize("target", [0.0, 1.3, 2.0])
