@@ -24,9 +24,9 @@ on a massless site of the torso (``contact_probe``), which makes every ``mj_forw
 ``cfrc_ext`` (MuJoCo runs ``mj_rnePostConstraint`` for such sensors) and changes nothing in
 the dynamics. After a reset they are those of the reset state. (Gymnasium's Ant calls
 ``mj_rnePostConstraint`` after ``mj_step``; as the model integrates with RK4, that reads the
-contacts of the last Runge-Kutta stage, an intermediate state.) Every step starts MuJoCo's constraint solver cold (zero
-warm start), so the vector forms in ``metarl.envs.batched``, which step many copies at once
-on ``mujoco.batch``, produce exactly the same trajectories.
+contacts of the last Runge-Kutta stage, an intermediate state.) Every step starts MuJoCo's
+constraint solver cold (zero warm start), so the vector forms in ``metarl.envs.batched``,
+which step many copies at once on ``mujoco.batch``, produce exactly the same trajectories.
 
 The observation, reward and termination are computed by ``observation_from``,
 ``reward_terms`` and ``terminated_from``, which accept one state or a batch of states (any
