@@ -42,6 +42,7 @@ class MujocoTaskVectorEnv(TaskVectorEnv):
     (default: all cores); see the module docstring. ``kwargs`` go to each copy."""
 
     single_env_class: type[MujocoTaskEnv]
+    steps_on_threads = True
 
     def __init__(
         self,

@@ -19,7 +19,8 @@ A subclass names its ``single_env_class`` and writes ``allocate`` (create the co
 once) and three array functions: ``apply_tasks`` (make the copies use validated tasks),
 ``reset_copies`` (reset the copies in a mask, return every copy's observation) and
 ``step_copies`` (advance the copies in a mask, return every copy's observation, reward and
-termination).
+termination). A subclass whose stepping runs on threads of its own sets
+``steps_on_threads`` (the sampler then keeps torch off those cores).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class TaskVectorEnv(gym.vector.VectorEnv):
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.DISABLED}
     single_env_class: type[TaskEnv]
+    steps_on_threads: bool = False  # whether step_copies runs on threads of its own
 
     def __init__(self, num_envs: int, max_episode_steps: int | None = None, **kwargs: Any):
         if num_envs < 1:

@@ -73,22 +73,45 @@ def test_same_seed_same_episodes_and_different_seed_different():
     assert not torch.equal(runs[0].actions, runs[2].actions)
 
 
-def test_policy_threads_apply_while_sampling_and_are_restored(monkeypatch):
+@pytest.mark.parametrize(
+    "env_id, threads, expected",
+    [
+        ("metarl/Navigation2D-v0", 1, 1),
+        ("metarl/Navigation2D-v0", None, 2),
+        ("metarl/Navigation2D-v0", "auto", 2),  # no physics threads: torch keeps its own
+        ("metarl/HalfCheetahVel-v0", "auto", 1),  # MuJoCo's threads get the cores
+        ("metarl/HalfCheetahVel-v0", None, 2),
+    ],
+)
+def test_policy_threads_apply_while_sampling_and_are_restored(
+    monkeypatch, env_id, threads, expected
+):
     torch.set_num_threads(2)
     seen = []
-    policy = GaussianMLPPolicy.for_env("metarl/Navigation2D-v0", hidden=(16,))
+    policy = GaussianMLPPolicy.for_env(env_id, hidden=(16,))
     original = GaussianMLPPolicy.sample
     monkeypatch.setattr(
         GaussianMLPPolicy,
         "sample",
         staticmethod(lambda *a: seen.append(torch.get_num_threads()) or original(*a)),
     )
+    sampler = MultiTaskSampler(env_id, 2, 5, seed=0, policy_threads=threads)
+    episodes = sampler.sample(sampler.sample_tasks(2), policy)
+    assert torch.get_num_threads() == 2
+    assert seen == [expected] * 5
+    reference = MultiTaskSampler(env_id, 2, 5, seed=0, policy_threads=1)
+    monkeypatch.undo()
+    assert all(torch.equal(a, b) for a, b in zip(episodes, reference.sample(
+        reference.sample_tasks(2), policy)))  # fmt: skip
+
+
+def test_own_weights_and_the_same_weights_passed_give_the_same_episodes():
+    """Without ``params`` the policy is called as it is (no functional swap): same values."""
+    policy = GaussianMLPPolicy.for_env("metarl/Navigation2D-v0", hidden=(16,))
     runs = []
-    for threads in (1, None):
-        sampler = MultiTaskSampler("metarl/Navigation2D-v0", 2, 5, seed=0, policy_threads=threads)
-        runs.append(sampler.sample(sampler.sample_tasks(2), policy))
-        assert torch.get_num_threads() == 2
-    assert seen == [1] * 5 + [2] * 5
+    for params in (None, {k: v.clone() for k, v in policy.named_parameters()}):
+        sampler = MultiTaskSampler("metarl/Navigation2D-v0", 3, 10, seed=0)
+        runs.append(sampler.sample(sampler.sample_tasks(2), policy, params))
     assert all(torch.equal(a, b) for a, b in zip(*runs))
 
 

@@ -1,0 +1,241 @@
+"""The MuJoCo results (MAML paper, section 5.3): one table, CSV and learning-curve figure per
+task distribution, from ``maml_rl.py`` runs' ``eval.json`` and ``metrics.csv`` files.
+
+    python experiments/mujoco_report.py [--root experiments/results/mujoco]
+        [--out experiments/results/mujoco.md] [--notes experiments/results/mujoco_notes.md]
+
+Runs live in ``<root>/<distribution>/<learner>-seed<seed>/`` with ``<distribution>`` one of
+``halfcheetah_vel``, ``halfcheetah_dir``, ``ant_vel``, ``ant_dir``; a missing distribution is
+listed as not yet run. Returns are means over held-out tasks of each task's mean episode
+return, ± the standard error over tasks. A run evaluated with later steps scaled (chosen on
+validation tasks) gets a second row. Writes ``<root>/<distribution>.csv`` (learner,
+inner_steps, mean_return, stderr_return, n_tasks, seed, env_steps),
+``<root>/<distribution>.png`` (return before and after adaptation during training) and the
+Markdown file, with ``--notes`` appended.
+
+Published figures: mean return over test tasks after 0 / 1 / 2 / 3 steps, from the authors'
+released result files of Finn, Abbeel and Levine, "Model-Agnostic Meta-Learning" (ICML 2017);
+the pretrained HalfCheetahVel figure (about -158) is read off the paper's plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from metarl.utils.cli import parse_settings
+
+DISTRIBUTIONS = {
+    "halfcheetah_vel": "HalfCheetahVel",
+    "halfcheetah_dir": "HalfCheetahDir",
+    "ant_vel": "AntVel",
+    "ant_dir": "AntDir",
+}
+PUBLISHED = {
+    "halfcheetah_vel": {
+        "maml-trpo": [-129.5, -78.6, -66.6, -60.8],
+        "pretrained": [-158.0],
+        "oracle": [-54.5],
+    },
+    "halfcheetah_dir": {"maml-trpo": [-50.7, 293.2, 313.5, 315.7], "oracle": [442.7]},
+    "ant_vel": {"maml-trpo": [30.6, 96.7, 100.1, 101.4], "oracle": [107.9]},
+    "ant_dir": {"maml-trpo": [8.7, 499.2, 500.7, 499.1], "oracle": [524.8]},
+}
+NAMES = {
+    "maml-trpo": "MAML-TRPO", "fomaml-trpo": "FOMAML-TRPO", "metasgd-trpo": "Meta-SGD-TRPO",
+    "maml-pg": "MAML (vanilla PG)", "reptile": "Reptile", "pretrained": "pretrained",
+    "oracle": "oracle", "random": "random init",
+}  # fmt: skip
+BAR = 0.10  # MAML after one step within 10% of the published figure (or better)
+
+
+@dataclass
+class Settings:
+    """Tables, CSVs and learning curves of the MuJoCo runs."""
+
+    root: str = "experiments/results/mujoco"  # holds <distribution>/<learner>-seed<seed>/
+    out: str = "experiments/results/mujoco.md"  # the Markdown file to write
+    notes: str | None = None  # a hand-written Markdown file appended at the end
+
+
+@dataclass
+class Run:
+    """One evaluated run: its eval.json, and its training's env steps and curve."""
+
+    folder: Path
+    result: dict
+    env_steps: int
+    iterations: int
+    curve: np.ndarray  # [iterations, 3]: cumulative env steps, return before, return after
+
+    @property
+    def learner(self) -> str:
+        return self.result["learner"]
+
+    @property
+    def label(self) -> str:
+        return NAMES.get(self.learner, self.learner)
+
+
+def read_run(folder: Path) -> Run:
+    """The run in ``folder``; a missing or unreadable file is named in the error."""
+    path = folder / "eval.json"
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SystemExit(f"{path}: cannot read the run's evaluation ({err})") from err
+    curve = np.zeros((0, 3))
+    metrics = folder / "metrics.csv"
+    if metrics.is_file():
+        with metrics.open(newline="") as f:
+            rows = [
+                (float(r["env_steps"]), float(r["return_before"]), float(r["return_after"]))
+                for r in csv.DictReader(f)
+            ]
+        if rows:
+            curve = np.array(rows)
+            curve[:, 0] = np.cumsum(curve[:, 0])
+    env_steps = int(curve[-1, 0]) if len(curve) else 0
+    return Run(folder, result, env_steps, len(curve), curve)
+
+
+def table_rows(run: Run) -> list[tuple[str, list[float], list[float]]]:
+    """(label, means, standard errors) of the run's row, and of its later-scaled row."""
+    n = math.sqrt(run.result["n_tasks"])
+    rows = [(run.label, run.result["mean_return"], [s / n for s in run.result["std_return"]])]
+    scale = run.result.get("later_step_scale", 1.0)
+    if scale != 1.0:
+        stderr = [s / n for s in run.result["std_return_later_scaled"]]
+        rows.append(
+            (f"{run.label} [steps 2+ x{scale}]", run.result["mean_return_later_scaled"], stderr)
+        )
+    return rows
+
+
+def bar_line(key: str, runs: list[Run]) -> str:
+    """Whether MAML-TRPO (seed 0) after one step is within ``BAR`` of the published figure."""
+    published = PUBLISHED[key]["maml-trpo"][1]
+    maml = [r for r in runs if r.learner == "maml-trpo" and r.result["seed"] == 0]
+    if not maml or len(maml[0].result["mean_return"]) < 2:
+        return "Bar (MAML-TRPO after one step within 10% of the published figure): not run yet."
+    ours = maml[0].result["mean_return"][1]
+    limit = published - BAR * abs(published)
+    verdict = "met" if ours >= limit else "**not met**"
+    return (
+        f"Bar (MAML-TRPO after one step within 10% of the published {published}, i.e. >= "
+        f"{limit:.1f}): ours {ours:.1f}, {verdict}."
+    )
+
+
+def write_distribution(key: str, runs: list[Run], root: Path, out: Path) -> list[str]:
+    """The CSV and figure of one distribution; returns its Markdown section for ``out``."""
+    name, published = DISTRIBUTIONS[key], PUBLISHED[key]
+    order = list(NAMES)
+    runs.sort(key=lambda r: (order.index(r.learner) if r.learner in order else 99, r.folder))
+    with (root / f"{key}.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["learner", "inner_steps", "mean_return", "stderr_return", "n_tasks", "seed",
+             "env_steps"]
+        )  # fmt: skip
+        for run in runs:
+            for label, means, stderrs in table_rows(run):
+                for k, (m, s) in enumerate(zip(means, stderrs)):
+                    r = run.result
+                    writer.writerow([label, r["inner_steps"][k], f"{m:.3f}", f"{s:.3f}",
+                                     r["n_tasks"], r["seed"], run.env_steps])  # fmt: skip
+    steps = 4
+    head = " | ".join(f"{k} step{'s' if k != 1 else ''}" for k in range(steps))
+    lines = [f"## {name}", "", f"| learner | seed | {head} | iterations | env steps | train wall |",
+             "|---|---|" + "---|" * steps + "---|---|---|"]  # fmt: skip
+    shown_published = set()
+    for run in runs:
+        for label, means, stderrs in table_rows(run):
+            cells = [f"{m:.1f} ± {s:.1f}" for m, s in zip(means, stderrs)]
+            cells += [""] * (steps - len(cells))
+            wall = run.result.get("train_wall_s") or 0
+            wall_text = f"{wall / 3600:.1f} h" if wall else "-"
+            lines.append(
+                f"| {label} | {run.result['seed']} | {' | '.join(cells)} | {run.iterations} | "
+                f"{run.env_steps / 1e6:.1f} M | {wall_text} |"
+            )
+        if run.learner in published and run.learner not in shown_published:
+            shown_published.add(run.learner)
+            values = [f"{v}" for v in published[run.learner]] + [""] * steps
+            lines.append(f"| {run.label} (published) | | {' | '.join(values[:steps])} | | | |")
+    missing = [NAMES[k] for k in published if k not in shown_published]
+    for learner in missing:
+        values = [f"{v}" for v in published[learner]] + [""] * steps
+        lines.append(f"| {NAMES[learner]} (published; ours not run yet) | | "
+                     f"{' | '.join(values[:steps])} | | | |")  # fmt: skip
+    lines += ["", bar_line(key, runs), ""]
+    figure = root / f"{key}.png"
+    if plot_curves(name, runs, published, figure):
+        lines += [f"![{name} learning curves]({os.path.relpath(figure, out.parent)})", ""]
+    lines += ["Commands (machine, date of the evaluation):", ""]
+    for run in runs:
+        result = run.result
+        lines.append(f"- `{result['command']}` ({result['machine']}, {result.get('date', '')})")
+    return lines + [""]
+
+
+def plot_curves(name: str, runs: list[Run], published: dict, path: Path) -> bool:
+    """Training curves (moving average of 10 iterations) against env steps; False if none."""
+    trained = [r for r in runs if len(r.curve) > 1]
+    if not trained:
+        return False
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    window = 10
+    for i, run in enumerate(trained):
+        colour = f"C{i}"
+        steps = run.curve[:, 0] / 1e6
+        for column, style, suffix in ((1, "--", "before"), (2, "-", "after")):
+            if run.learner in ("pretrained", "oracle") and column == 2:
+                continue  # trained without adaptation: one curve
+            k = min(window, len(steps))
+            smooth = np.convolve(run.curve[:, column], np.ones(k) / k, mode="valid")
+            label = f"{run.label} seed {run.result['seed']}"
+            if run.learner not in ("pretrained", "oracle"):
+                label += f", {suffix} adaptation"
+            ax.plot(steps[k - 1 :], smooth, style, color=colour, label=label)
+    maml = published.get("maml-trpo")
+    if maml:
+        ax.axhline(maml[1], color="k", ls=":", label="MAML after 1 step (published)")
+    ax.set(xlabel="environment steps (millions)", ylabel="mean return (10-iteration average)",
+           title=f"{name}: training curves")  # fmt: skip
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    s = parse_settings(Settings, argv)
+    root, out = Path(s.root), Path(s.out)
+    if not root.is_dir():
+        raise SystemExit(f"--root {root}: no such folder")
+    lines = ["# MuJoCo meta-RL: mean return after k gradient steps", "",
+             "Mean ± standard error over held-out tasks of each task's mean episode return "
+             "(40 tasks, 20 episodes each unless the command says otherwise).", ""]  # fmt: skip
+    for key, name in DISTRIBUTIONS.items():
+        folders = sorted(p.parent for p in (root / key).glob("*/eval.json"))
+        if not folders:
+            lines += [f"## {name}", "", "Not run yet.", ""]
+            continue
+        lines += write_distribution(key, [read_run(f) for f in folders], root, out)
+    if s.notes:
+        lines += [Path(s.notes).read_text()]
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out} and the CSVs and figures under {root}")
+
+
+if __name__ == "__main__":
+    main()

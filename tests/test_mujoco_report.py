@@ -1,0 +1,63 @@
+"""experiments/mujoco_report.py: per-distribution tables, CSVs and curves from run folders."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from helpers import load_experiment
+
+
+def _run(folder, learner, means, stds, seed=0, iterations=3, scaled=None):
+    folder.mkdir(parents=True)
+    result = {
+        "learner": learner, "inner_steps": list(range(len(means))), "mean_return": means,
+        "std_return": stds, "n_tasks": 4, "seed": seed, "command": f"python x --learner {learner}",
+        "machine": "test", "train_wall_s": 7200.0, "date": "2026-12-05",
+    }  # fmt: skip
+    if scaled:
+        result.update(later_step_scale=0.25, mean_return_later_scaled=scaled,
+                      std_return_later_scaled=stds)  # fmt: skip
+    (folder / "eval.json").write_text(json.dumps(result))
+    rows = "\n".join(f"{i + 1},1000,{-10 - i},{-5 - i}" for i in range(iterations))
+    (folder / "metrics.csv").write_text("step,env_steps,return_before,return_after\n" + rows + "\n")
+
+
+def test_tables_csv_and_bar_verdicts(tmp_path):
+    root = tmp_path / "mujoco"
+    _run(root / "halfcheetah_vel" / "maml-trpo-seed0", "maml-trpo", [-130.0, -80.0, -70.0, -65.0],
+         [20.0, 10.0, 8.0, 6.0], scaled=[-130.0, -80.0, -60.0, -55.0])  # fmt: skip
+    _run(root / "halfcheetah_vel" / "oracle-seed0", "oracle", [-50.0], [2.0])
+    _run(root / "halfcheetah_dir" / "maml-trpo-seed0", "maml-trpo", [0.0, 200.0], [4.0, 4.0])
+    out = tmp_path / "mujoco.md"
+    load_experiment("mujoco_report").main(["--root", str(root), "--out", str(out)])
+    text = out.read_text()
+    # standard errors: std / sqrt(4 tasks); env steps summed over 3 iterations
+    assert "| MAML-TRPO | 0 | -130.0 ± 10.0 | -80.0 ± 5.0 | -70.0 ± 4.0 | -65.0 ± 3.0 | 3 |" in text
+    assert "| MAML-TRPO [steps 2+ x0.25] | 0 | -130.0 ± 10.0 | -80.0 ± 5.0 | -60.0 ± 4.0 |" in text
+    assert "| oracle (published) | | -54.5 |" in text
+    # -80 is within 10% of the published -78.6 (>= -86.5); 200 is not within 10% of 293.2
+    assert "ours -80.0, met." in text
+    assert "ours 200.0, **not met**." in text
+    assert "## AntVel\n\nNot run yet." in text
+    with (root / "halfcheetah_vel.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["learner", "inner_steps", "mean_return", "stderr_return", "n_tasks",
+                             "seed", "env_steps"]  # fmt: skip
+    first = rows[1]
+    assert (first["learner"], first["inner_steps"]) == ("MAML-TRPO", "1")
+    assert first["stderr_return"] == "5.000"
+    assert first["env_steps"] == "3000"
+    assert (root / "halfcheetah_vel.png").stat().st_size > 1000
+
+
+def test_an_unreadable_run_is_named(tmp_path):
+    folder = tmp_path / "mujoco" / "ant_dir" / "maml-trpo-seed0"
+    folder.mkdir(parents=True)
+    (folder / "eval.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="maml-trpo-seed0/eval.json: cannot read"):
+        load_experiment("mujoco_report").main(
+            ["--root", str(tmp_path / "mujoco"), "--out", str(tmp_path / "m.md")]
+        )
