@@ -20,7 +20,8 @@ Writes into ``--out``: ``settings.json`` (the command and settings, at the start
 ``metrics.csv`` (one row per meta-iteration), TensorBoard events in ``<out>/tensorboard``,
 ``checkpoint.pt`` (atomic and checksummed, every ``--checkpoint-every`` iterations and at the
 end; ``checkpoint.prev.pt`` is the one before), ``eval.json`` (held-out returns after 0..k
-steps, with the command, machine, versions and wall time) and ``learning_curve.png``.
+steps, with the command, machine, versions and wall time), ``learning_curve.png`` and
+``learner.pt`` (the trained learner for ``metarl.load_learner``, written after training).
 A second run into the same folder is refused unless it passes ``--resume`` (same settings)
 or ``--overwrite``.
 """
@@ -150,8 +151,13 @@ def as_before(name: str, value: object) -> bool:
     return name in BEFORE_ADDED and BEFORE_ADDED[name] == value
 
 
-def build_learner(s: Settings, policy: torch.nn.Module) -> tuple[MetaLearner, Outer]:
-    """The learner around ``policy`` and its outer step, as ``LEARNERS`` says."""
+def build_learner(s: Settings) -> tuple[MetaLearner, Outer]:
+    """The policy, the learner around it and its outer step, as ``LEARNERS`` says."""
+    oracle = s.learner == "oracle"
+    task_size = len(flatten_task(gym.make(s.env).unwrapped.task)) if oracle else 0
+    policy = GaussianMLPPolicy.for_env(
+        s.env, extra_obs=task_size, hidden=s.hidden, activation=s.activation
+    )
     name, outer, steps = LEARNERS[s.learner]
     inner_steps = s.inner_steps if steps is None else steps
     learner = metarl.make_learner(name, policy, inner_lr=s.inner_lr, inner_steps=inner_steps)
@@ -161,6 +167,22 @@ def build_learner(s: Settings, policy: torch.nn.Module) -> tuple[MetaLearner, Ou
     if outer == "adam":
         return learner, torch.optim.Adam(learner.parameters(), lr=s.outer_lr)
     return learner, torch.optim.SGD(learner.parameters(), lr=s.outer_lr)  # Reptile's epsilon
+
+
+def save_trained_learner(s: Settings, learner: MetaLearner) -> Path:
+    """Write ``<out>/learner.pt`` for ``metarl.load_learner``, with what a user needs beside
+    the weights to sample its tasks (the distribution, whether the task is in the
+    observation, the action scaling) as its ``extra``."""
+    path = Path(s.out) / "learner.pt"
+    extra = {
+        "env": s.env,
+        "learner": s.learner,
+        "iterations": s.iterations,
+        "task_in_observation": s.learner == "oracle",
+        "rescale_actions": s.rescale_actions,
+    }
+    metarl.save_learner(path, learner, extra=extra)
+    return path
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -173,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
         argv=argv,
         script=SCRIPT,
         ignore=RESUME_IGNORES,
-        outputs=("eval.json", "learning_curve.png"),
+        outputs=("eval.json", "learning_curve.png", "learner.pt"),
         unrecorded=as_before,
     )
     with run.interruptible():
@@ -187,11 +209,7 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
     seed_everything(s.seed)
     name = s.env.split("/")[-1]
     oracle = s.learner == "oracle"
-    task_size = len(flatten_task(gym.make(s.env).unwrapped.task)) if oracle else 0
-    policy = GaussianMLPPolicy.for_env(
-        s.env, extra_obs=task_size, hidden=s.hidden, activation=s.activation
-    )
-    learner, outer = build_learner(s, policy)
+    learner, outer = build_learner(s)
 
     def make_sampler(seed: int) -> MultiTaskSampler:
         return MultiTaskSampler(
@@ -222,6 +240,7 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
             f"{run.start_iteration} in {s.out}: pass --iterations {run.start_iteration} or more"
         ) from err
     train_wall = run.wall_s
+    save_trained_learner(s, learner)
 
     def draw_tasks(count: int, seed: int) -> list[dict]:
         return sampler.task_env.sample_tasks(count, np.random.default_rng(seed))

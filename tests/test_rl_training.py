@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-import metarl  # noqa: F401
+import metarl
 from helpers import load_experiment
+from metarl.config import describe
 from metarl.core import MAML, TRPO, MetaSGD, Reptile
 from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler
 from metarl.utils import load_checkpoint
@@ -203,3 +206,28 @@ def test_resume_may_raise_the_iterations_but_not_go_below_the_checkpoint(tmp_pat
         exp.main([*args, "--iterations", "1", "--resume"])
     exp.main([*args, "--iterations", "3", "--resume"])
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["iteration"] == 3
+
+
+def test_the_trained_learner_loads_and_the_exporter_rebuilds_it(tmp_path, monkeypatch):
+    """learner.pt after training holds the checkpoint's weights; export_learner.py writes the
+    same learner from the checkpoint of a run that lacks it, and refuses to overwrite it."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "experiments"))
+    out = tmp_path / "run"
+    load_experiment("maml_rl").main([*TINY, "--iterations", "2", "--out", str(out)])
+    learner = metarl.load_learner(out / "learner.pt")
+    trained = load_checkpoint(out / "checkpoint.pt")["state"]["trainer"]["learner"]
+    assert all(torch.equal(learner.state_dict()[k], v) for k, v in trained.items())
+    assert learner.model.mean[0].out_features == 8  # the run's --hidden 8
+
+    sampler = MultiTaskSampler("metarl/Navigation2D-v0", 2, 5, seed=0)
+    returns = MetaRLTrainer(learner, sampler, TRPO()).evaluate(sampler.sample_tasks(2), 1)
+    assert returns.shape == (2, 2) and torch.isfinite(returns).all()
+
+    exporter = load_experiment("export_learner")
+    with pytest.raises(SystemExit, match="learner.pt exists; pass --overwrite"):
+        exporter.main(["--run", str(out)])
+    (out / "learner.pt").unlink()
+    exporter.main(["--run", str(out)])
+    again = metarl.load_learner(out / "learner.pt")
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in trained.items())
+    assert describe(again) == describe(learner)
