@@ -31,8 +31,13 @@ from metarl.envs.vector import set_tasks
 from metarl.envs.vector_task_env import TaskVectorEnv
 from metarl.envs.wrappers import PreviousStepInObservation, TaskInObservation, flatten_task
 
-# id -> (entry point, max_episode_steps, vector entry point or None). Entry points are strings
-# so that importing metarl does not import MuJoCo; Gymnasium imports the module on make.
+# id -> (entry point, max_episode_steps, vector entry point or None[, constructor kwargs]).
+# Entry points are strings so that importing metarl does not import MuJoCo; Gymnasium imports
+# the module on make. The MuJoCo distributions' v0 step Gymnasium's v5 models 5 physics steps
+# at a time (0.05 s per environment step, as Gymnasium's own locomotion tasks); v1 step them
+# at the MAML paper's time step (rllab's models: HalfCheetah 0.01 s, Ant 0.02 s, one physics
+# step each), so that a 200-step episode covers the paper's simulated time.
+PAPER_TIME_STEP = {"HalfCheetahVel": 1, "HalfCheetahDir": 1, "AntVel": 2, "AntDir": 2, "AntGoal": 2}
 BUILTIN = {
     "metarl/BernoulliBandit-v0": (
         "metarl.envs.bandits:BernoulliBandit",
@@ -66,6 +71,15 @@ BUILTIN = {
         200,
         "metarl.envs.batched:AntGoalVector",
     ),
+    **{
+        f"metarl/{name}-v1": (
+            f"metarl.envs.locomotion:{name}",
+            200,
+            f"metarl.envs.batched:{name}Vector",
+            {"frame_skip": frame_skip},
+        )
+        for name, frame_skip in PAPER_TIME_STEP.items()
+    },
     # Optional extra metarl[metaworld]; without it, make() raises ImportError saying so.
     "metarl/MetaWorldML1-v0": ("metarl.envs.metaworld:ML1", 500, None),
     "metarl/MetaWorldML10-v0": ("metarl.envs.metaworld:ML10", 500, None),
@@ -74,13 +88,14 @@ METAWORLD_IDS = ("metarl/MetaWorldML1-v0", "metarl/MetaWorldML10-v0")
 
 
 def _register_builtin() -> None:
-    for env_id, (entry_point, horizon, vector) in BUILTIN.items():
+    for env_id, (entry_point, horizon, vector, *kwargs) in BUILTIN.items():
         if env_id not in gym.registry:
             gym.register(
                 id=env_id,
                 entry_point=entry_point,
                 max_episode_steps=horizon,
                 vector_entry_point=vector,
+                kwargs=kwargs[0] if kwargs else {},
             )
 
 

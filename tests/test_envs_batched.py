@@ -18,6 +18,8 @@ MUJOCO_IDS = [
     "metarl/AntVel-v0",
     "metarl/AntDir-v0",
     "metarl/AntGoal-v0",
+    "metarl/HalfCheetahVel-v1",
+    "metarl/AntDir-v1",
 ]
 
 

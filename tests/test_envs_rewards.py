@@ -210,3 +210,15 @@ def test_bandit_episode_length_and_previous_step_observation():
     one_pull = make("metarl/BernoulliBandit-v0")
     one_pull.reset(seed=0)
     assert one_pull.step(0)[2]
+
+
+@pytest.mark.parametrize(
+    "env_id, dt", [("metarl/HalfCheetahDir-v1", 0.01), ("metarl/AntVel-v1", 0.02)]
+)
+def test_v1_steps_at_the_maml_papers_time_step(env_id, dt):
+    """rllab's models: one physics step of 0.01 s (HalfCheetah) or 0.02 s (Ant) per step."""
+    env = make(env_id)
+    env.reset(seed=0)
+    t0 = env.data.time
+    env.step(np.zeros(env.model.nu))
+    assert env.dt == pytest.approx(dt) and env.data.time - t0 == pytest.approx(dt)
