@@ -4,7 +4,7 @@
 finished before it did, without training or evaluating again:
 
     python experiments/export_learner.py \\
-        --run experiments/results/mujoco/halfcheetah_vel/maml-trpo-seed0
+        --run experiments/results/mujoco_v0/halfcheetah_vel/maml-trpo-seed0
 
 The learner is rebuilt from the run's ``settings.json`` and loaded with the weights of its
 ``checkpoint.pt`` (verified, ``weights_only=True``); an existing ``learner.pt`` is kept unless
