@@ -36,7 +36,9 @@ from metarl.envs.wrappers import PreviousStepInObservation, TaskInObservation, f
 # the module on make. The MuJoCo distributions' v0 step Gymnasium's v5 models 5 physics steps
 # at a time (0.05 s per environment step, as Gymnasium's own locomotion tasks); v1 step them
 # at the MAML paper's time step (rllab's models: HalfCheetah 0.01 s, Ant 0.02 s, one physics
-# step each), so that a 200-step episode covers the paper's simulated time.
+# step each), so that a 200-step episode covers the paper's simulated time, and clip actions
+# to the box before the control cost sees them (rllab's normalising wrapper did; v0 charges
+# the unclipped action, as Gymnasium's tasks do).
 PAPER_TIME_STEP = {"HalfCheetahVel": 1, "HalfCheetahDir": 1, "AntVel": 2, "AntDir": 2, "AntGoal": 2}
 BUILTIN = {
     "metarl/BernoulliBandit-v0": (
@@ -76,7 +78,7 @@ BUILTIN = {
             f"metarl.envs.locomotion:{name}",
             200,
             f"metarl.envs.batched:{name}Vector",
-            {"frame_skip": frame_skip},
+            {"frame_skip": frame_skip, "clip_actions": True},
         )
         for name, frame_skip in PAPER_TIME_STEP.items()
     },

@@ -89,7 +89,7 @@ class MujocoTaskVectorEnv(TaskVectorEnv):
         if k == 0:
             return self._obs.copy(), reward, terminated
         ids = None if k == self.num_envs else active
-        actions = np.asarray(actions, dtype=np.float64)[active]
+        actions = proto.applied_action(np.asarray(actions, dtype=np.float64)[active])
         x_before = self._qpos[active, 0]
         self._ctrl[active] = actions
         self._warmstart[active] = 0.0

@@ -91,9 +91,10 @@ class MujocoTaskEnv(TaskEnv):
     uses_contact_forces: bool = False
     task_params: np.ndarray
 
-    def __init__(self, frame_skip: int = 5) -> None:
+    def __init__(self, frame_skip: int = 5, clip_actions: bool = False) -> None:
         if frame_skip < 1:
             raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+        self.clip_actions = bool(clip_actions)
         self.model_path = str(ASSETS / self.xml)
         # An own copy, without recompiling.
         self.model = copy.copy(_compiled_model(self.model_path, self.uses_contact_forces))
@@ -109,6 +110,7 @@ class MujocoTaskEnv(TaskEnv):
         self.dt = float(self.model.opt.timestep) * self.frame_skip
         low, high = self.model.actuator_ctrlrange.T.astype(np.float32)
         self.action_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self._low, self._high = low.astype(np.float64), high.astype(np.float64)
         half_range = (high - low).astype(np.float64) / 2
         # Actions are divided by the half range in the control cost; skip that when it is 1.
         self._inv_half_range = None if np.all(half_range == 1) else 1 / half_range
@@ -139,7 +141,7 @@ class MujocoTaskEnv(TaskEnv):
         return self.observation_from(self._qpos, self._qvel, self.contact_forces(self.data))
 
     def step(self, action):
-        action = np.asarray(action, dtype=np.float64)
+        action = self.applied_action(np.asarray(action, dtype=np.float64))
         x_before = self._qpos[0]
         self._ctrl[:] = action
         self._warmstart[:] = 0.0  # a cold solver start, exactly as in the batched stepper
@@ -161,6 +163,12 @@ class MujocoTaskEnv(TaskEnv):
         return obs, reward, terminated, False, info
 
     # -- shared by the single environment and the batched stepper --------------------------
+    def applied_action(self, action: np.ndarray) -> np.ndarray:
+        """The action the simulator and the control cost see: clipped to the action box with
+        ``clip_actions`` (rllab's normalising wrapper did, for the MAML paper), else as given
+        (Gymnasium's v5 tasks; MuJoCo still clamps the controls, the cost does not)."""
+        return np.clip(action, self._low, self._high) if self.clip_actions else action
+
     def contact_forces(self, data: mujoco.MjData) -> np.ndarray | None:
         """Clipped external contact forces in ``data`` (None if unused): those of its last
         ``mj_forward``, which the contact probe makes fill ``cfrc_ext`` (for a step, the

@@ -222,3 +222,16 @@ def test_v1_steps_at_the_maml_papers_time_step(env_id, dt):
     t0 = env.data.time
     env.step(np.zeros(env.model.nu))
     assert env.dt == pytest.approx(dt) and env.data.time - t0 == pytest.approx(dt)
+
+
+def test_v1_charges_the_control_cost_on_the_clipped_action_and_v0_on_the_given_one():
+    action = np.array([3.0, -2.0, 0.5, 0.0, 1.0, -0.2])
+    rewards = {}
+    for version in ("v0", "v1"):
+        env = make(f"metarl/HalfCheetahVel-{version}")
+        env.reset(seed=0)
+        env.set_task({"velocity": 1.0})
+        _, rewards[version], _, _, info = env.step(action)
+        rewards[version] = info["reward_ctrl"]
+    assert rewards["v0"] == pytest.approx(-0.05 * np.sum(action**2))
+    assert rewards["v1"] == pytest.approx(-0.05 * np.sum(np.clip(action, -1, 1) ** 2))
