@@ -18,8 +18,9 @@ registration.
 Each ``step`` is one ``mujoco.mj_step`` call of ``frame_skip`` substeps and a few NumPy
 operations, so it costs little beyond the physics; ``benchmarks/envs.py`` measures the
 ratio. The Ant's contact forces ``cfrc_ext`` are those of the state at the start of the
-step's last physics substep, computed by that substep's ``mj_forward`` (MuJoCo 1.x, which
-rllab's Ant ran on, filled them in every ``mj_forward``): its model carries one accelerometer
+step's last physics substep, computed by that substep's ``mj_forward`` (rllab's Ant, in the
+MAML paper, ran one more forward at the new state and read them there; that costs one more
+constraint solve per step, which we skip): its model carries one accelerometer
 on a massless site of the torso (``contact_probe``), which makes every ``mj_forward`` compute
 ``cfrc_ext`` (MuJoCo runs ``mj_rnePostConstraint`` for such sensors) and changes nothing in
 the dynamics. After a reset they are those of the reset state. (Gymnasium's Ant calls
