@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def load_experiment(name: str) -> ModuleType:
     """Import ``experiments/<name>.py`` (not a package) as a module."""
     path = ROOT / "experiments" / f"{name}.py"
+    if str(path.parent) not in sys.path:  # as when run as a script: siblings import each other
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(f"{name}_experiment", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -208,10 +206,9 @@ def test_resume_may_raise_the_iterations_but_not_go_below_the_checkpoint(tmp_pat
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["iteration"] == 3
 
 
-def test_the_trained_learner_loads_and_the_exporter_rebuilds_it(tmp_path, monkeypatch):
+def test_the_trained_learner_loads_and_the_exporter_rebuilds_it(tmp_path):
     """learner.pt after training holds the checkpoint's weights; export_learner.py writes the
     same learner from the checkpoint of a run that lacks it, and refuses to overwrite it."""
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "experiments"))
     out = tmp_path / "run"
     load_experiment("maml_rl").main([*TINY, "--iterations", "2", "--out", str(out)])
     learner = metarl.load_learner(out / "learner.pt")
