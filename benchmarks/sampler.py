@@ -73,14 +73,19 @@ def raw_steps_per_second(
     return float(rounded.sum()) / (time.perf_counter() - start)
 
 
-def envpool_steps_per_second(copies: int, env_steps: int) -> float | None:
-    """EnvPool's HalfCheetah-v5 steps per second on all cores, or ``None`` without EnvPool."""
+def envpool_steps_per_second(copies: int, env_steps: int, frame_skip: int) -> float | None:
+    """EnvPool's HalfCheetah-v5 steps per second on all cores at ``frame_skip`` physics steps
+    per environment step, or ``None`` without EnvPool."""
     try:
         import envpool
     except ImportError:
         return None
     env = envpool.make(
-        "HalfCheetah-v5", env_type="gymnasium", num_envs=copies, num_threads=os.cpu_count() or 1
+        "HalfCheetah-v5",
+        env_type="gymnasium",
+        num_envs=copies,
+        num_threads=os.cpu_count() or 1,
+        frame_skip=frame_skip,
     )
     env.reset()
     actions = np.random.default_rng(0).uniform(-1, 1, (env_steps, copies, 6)).astype(np.float32)
@@ -119,9 +124,11 @@ def benchmark(env_id: str, args: argparse.Namespace) -> None:
     print(f"  raw MuJoCo, full-length random-control rollouts:  {raw:9.0f} env steps/s (reference)")
     print(f"  raw MuJoCo, the sampler's episode lengths and actions: {same:9.0f} env steps/s")
     print(f"  our sampler, policy included:     {ours_median:9.0f} env steps/s")
-    if "HalfCheetah" in env_id and (pool := envpool_steps_per_second(copies, args.horizon)):
+    if "HalfCheetah" in env_id and (
+        pool := envpool_steps_per_second(copies, args.horizon, env.frame_skip)
+    ):
         print(
-            f"  EnvPool HalfCheetah-v5, random actions: {pool:9.0f} env steps/s "
+            f"  EnvPool HalfCheetah-v5 (frame skip {env.frame_skip}), random actions: {pool:9.0f} env steps/s "
             f"({ours_median / pool:.2f} of it; measured once, after the repeats)"
         )
     for name, ref in (("full-length", raws), ("same-episodes", matched)):
