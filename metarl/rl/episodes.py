@@ -11,14 +11,18 @@ class Episodes(NamedTuple):
     """Episodes of many tasks, padded to one horizon.
 
     ``mask[t, e, h]`` is 1 where step ``h`` of episode ``e`` of task ``t`` happened and 0 after
-    the episode ended (early termination, as Ant's), so padded steps never count. A
-    NamedTuple of tensors is a pytree: ``vmap`` maps over its leading task dimension.
+    the episode ended (early termination, as Ant's), so padded steps never count. The sampler
+    also fills ``final_observations`` (the observation each episode ended in, which no step
+    of ``observations`` holds) and ``terminated``. A NamedTuple of tensors is a pytree:
+    ``vmap`` maps over its leading task dimension.
     """
 
     observations: Tensor  # [T, E, H, obs_dim]
     actions: Tensor  # [T, E, H, act_dim] (continuous) or [T, E, H] (discrete)
     rewards: Tensor  # [T, E, H]
     mask: Tensor  # [T, E, H]
+    final_observations: Tensor | None = None  # [T, E, obs_dim]: after each episode's last step
+    terminated: Tensor | None = None  # [T, E] bool: ended by the environment, not the horizon
 
     @property
     def num_tasks(self) -> int:

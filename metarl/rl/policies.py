@@ -81,6 +81,11 @@ class GaussianMLPPolicy(Configurable, nn.Module):
         )
         return mean + torch.exp(log_std) * noise.to(mean.device)
 
+    @staticmethod
+    def mode(dist: tuple[Tensor, Tensor]) -> Tensor:
+        """The most likely action: the mean."""
+        return dist[0]
+
 
 class CategoricalMLPPolicy(Configurable, nn.Module):
     """Categorical policy over ``n`` actions with MLP logits; ``forward`` returns log-probs."""
@@ -131,6 +136,11 @@ class CategoricalMLPPolicy(Configurable, nn.Module):
             flat = flat.to(generator.device)
         picks = torch.multinomial(flat, 1, generator=generator)
         return picks.to(log_probs.device).view(log_probs.shape[:-1])
+
+    @staticmethod
+    def mode(dist: tuple[Tensor]) -> Tensor:
+        """The most likely action."""
+        return dist[0].argmax(-1)
 
 
 def _spaces(env_id: str) -> tuple[gym.Space, gym.Space]:

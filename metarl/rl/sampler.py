@@ -96,10 +96,16 @@ class MultiTaskSampler:
         self._vector_envs: dict[int, Any] = {}
         self.threads = threads
         self.policy_threads = policy_threads
-        self._action_center, self._action_half_range = _action_affine(
+        self._action_center, self._action_half_range = action_box_affine(
             self.task_env.action_space, rescale_actions
         )
         self.seed(seed)
+
+    @property
+    def action_affine(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(center, half_range)``: the environment receives ``center + half_range * a``
+        for the policy's action ``a``; ``(None, None)`` where actions pass unchanged."""
+        return self._action_center, self._action_half_range
 
     def seed(self, seed: int) -> None:
         """Reset the random streams (environment resets, action noise)."""
@@ -128,19 +134,21 @@ class MultiTaskSampler:
         policy: nn.Module,
         params: Params | None = None,
         batched: bool | None = None,
+        deterministic: bool = False,
     ) -> Episodes:
         """Roll out ``policy`` (at ``params``; default its own weights) on every task.
 
         ``batched`` says whether ``params`` carry a leading task dimension; by default it is
-        inferred by comparing shapes with the policy's own parameters.
+        inferred by comparing shapes with the policy's own parameters. ``deterministic``
+        takes the policy's most likely action (``policy.mode``) instead of a sample.
         """
         num_tasks, per_task, horizon = len(tasks), self.episodes_per_task, self.horizon
         n = num_tasks * per_task
         copy_tasks = [tasks[i // per_task] for i in range(n)]
         own_weights = params is None  # then the module is called as it is, without swapping
         params = dict(policy.named_parameters()) if own_weights else params
-        if batched is None:
-            batched = _is_batched(policy, params)
+        if batched is None:  # a policy without parameters (a scripted expert) is not batched
+            batched = bool(params) and _is_batched(policy, params)
         if batched and next(iter(params.values())).shape[0] != num_tasks:
             raise ValueError("batched params must have one entry per task")
 
@@ -168,6 +176,8 @@ class MultiTaskSampler:
         mask_buf = np.zeros((n, horizon), np.float32)
         act_buf: np.ndarray | None = None
         alive = np.ones(n, dtype=bool)
+        final_buf = np.zeros((n, obs.shape[-1]), np.float32)
+        ended = np.zeros(n, dtype=bool)
         threads = self.policy_threads
         if threads == "auto":
             threads = 1 if getattr(vector_env, "steps_on_threads", False) else None
@@ -178,7 +188,10 @@ class MultiTaskSampler:
                     dist = policy(obs_t)
                 else:
                     dist = _policy_forward(policy, params, obs_t, batched)
-                actions = policy.sample(dist, self._generator).reshape(n, *dist[0].shape[2:-1], -1)
+                chosen = (
+                    policy.mode(dist) if deterministic else policy.sample(dist, self._generator)
+                )
+                actions = chosen.reshape(n, *dist[0].shape[2:-1], -1)
                 if not policy.discrete and not torch.isfinite(actions).all():
                     raise FloatingPointError(
                         "the policy produced non-finite actions: its parameters diverged "
@@ -196,13 +209,16 @@ class MultiTaskSampler:
                 if vector_env is not None:
                     o, r, terminated, truncated, _ = vector_env.step(actions_np)
                     obs[active, :env_obs_dim], rew_buf[active, h] = o[active], r[active]
+                    ended[active] = terminated[active]
                     alive &= ~(terminated | truncated)
                 else:
                     for i in active:
                         o, r, terminated, truncated, _ = envs[i].step(actions_np[i])
                         obs[i, :env_obs_dim], rew_buf[i, h] = o, r
+                        ended[i] = terminated
                         if terminated or truncated:
                             alive[i] = False
+                final_buf[active] = obs[active]  # the newest observation of each copy
                 # A finished copy's last observation is its terminal one, perhaps not
                 # finite (a diverged simulation): its padded steps hold zeros instead.
                 obs[~alive] = 0.0
@@ -214,6 +230,8 @@ class MultiTaskSampler:
             actions=torch.from_numpy(act_buf).view(*shape, *act_buf.shape[2:]),
             rewards=torch.from_numpy(rew_buf).view(shape),
             mask=torch.from_numpy(mask_buf).view(shape),
+            final_observations=torch.from_numpy(final_buf).view(*shape[:2], -1),
+            terminated=torch.from_numpy(ended).view(shape[:2]),
         )
 
     def _vector_env(self, n: int) -> Any:
@@ -250,8 +268,11 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
-def _action_affine(space: gym.Space, rescale: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Centre and half-range mapping [-1, 1] onto a bounded Box; ``None`` for identity."""
+def action_box_affine(
+    space: gym.Space, rescale: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Centre and half-range mapping a policy's [-1, 1] onto a bounded Box (``space``);
+    ``(None, None)`` for the identity or when ``rescale`` is False."""
     if not rescale or not isinstance(space, gym.spaces.Box):
         return None, None
     low, high = space.low.astype(np.float64), space.high.astype(np.float64)
