@@ -207,7 +207,7 @@ def test_sampler_reports_final_observations_and_most_likely_actions():
 
 
 def test_a_few_hundred_mil_iterations_beat_the_untrained_policy():
-    from metarl.imitation.evaluate import adapted_returns
+    from metarl.imitation.evaluate import adapted_rollouts
 
     torch.manual_seed(0)
     noisy = Navigation2DExpert(noise=0.3)  # noise injection: states around the expert's path
@@ -219,7 +219,8 @@ def test_a_few_hundred_mil_iterations_beat_the_untrained_policy():
     learner = MAML(policy, inner_lr=0.1)
 
     def score() -> float:
-        return adapted_returns(learner, support, held_out.tasks, sampler).mean().item()
+        episodes = adapted_rollouts(learner, support, held_out.tasks, sampler)
+        return episodes.mean_return().mean().item()
 
     untrained = score()
     optimiser = torch.optim.Adam(policy.parameters(), 1e-3)

@@ -52,6 +52,14 @@ class DemoTasks:
         self._data = DemoData(demos.observations, actions, demos.mask)
         self._rng = np.random.default_rng(seed)
 
+    def state(self) -> dict:
+        """The random stream's state, for checkpoints."""
+        return self._rng.bit_generator.state
+
+    def load_state(self, state: dict) -> None:
+        """Restore the random stream saved by ``state`` (resuming a run)."""
+        self._rng.bit_generator.state = state
+
     @property
     def num_tasks(self) -> int:
         return len(self.tasks)

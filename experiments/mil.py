@@ -1,0 +1,172 @@
+"""Meta-imitation learning (MIL): MAML, FOMAML, Meta-SGD or Reptile with behaviour cloning.
+
+MIL (Finn, Yu, Zhang, Abbeel and Levine, CoRL 2017): each meta-training task gives one
+demonstration to adapt on (the inner loss: behaviour cloning) and another to judge the
+adapted policy by (the outer loss: behaviour cloning again). The datasets come from
+``experiments/make_demos.py``; held-out tasks come from a dataset made with another seed.
+Evaluation: for each held-out task, the policy adapted on its first demonstration is rolled
+out (most likely actions) and its return compared with the expert's on that task.
+
+    python experiments/make_demos.py --tasks 200 --noise 0.3 --seed 0 --out demos/nav-train
+    python experiments/make_demos.py --tasks 40 --demos-per-task 1 --seed 1 --out demos/nav-test
+    python experiments/mil.py --train-demos demos/nav-train --test-demos demos/nav-test
+
+Writes, inside ``--out`` (default ``runs/mil/<learner>-seed<seed>``): ``settings.json``,
+``metrics.csv`` and ``tensorboard/`` (the meta-training query loss), ``checkpoint.pt``
+(resume with ``--resume``), ``results.json`` (returns after 0..``--eval-max-steps`` steps,
+the expert's, success rates) and ``learner.pt`` (for ``metarl.load_learner``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import torch
+
+import metarl
+from metarl import make_learner
+from metarl.core import MetaLearner
+from metarl.imitation import DemoTasks, bc_loss, load_demos
+from metarl.imitation.evaluate import adapted_rollouts
+from metarl.rl import GaussianMLPPolicy, MultiTaskSampler
+from metarl.utils import seed_everything, start_run
+from metarl.utils.cli import NonNegative, Positive, parse_settings
+
+SCRIPT = "experiments/mil.py"
+Count = Annotated[int, Positive]
+StepSize = Annotated[float, Positive]
+LearnerName = Literal["maml", "fomaml", "metasgd", "reptile"]
+
+
+@dataclass
+class Settings:
+    """MIL meta-training on a demonstration dataset and evaluation on held-out tasks."""
+
+    train_demos: str  # dataset folder of the meta-training tasks (make_demos.py)
+    test_demos: str  # dataset folder of the held-out tasks (another seed)
+    env: str = "metarl/Navigation2D-v0"  # the task distribution both datasets demonstrate
+    learner: LearnerName = "maml"  # the meta-learner (fomaml: first-order MAML)
+    hidden: tuple[Count, ...] = (100, 100)  # the policy's hidden layers (ReLU)
+    inner_lr: StepSize = 0.1  # inner step size (Meta-SGD: the initial learned one)
+    inner_steps: Count = 1  # behaviour-cloning steps in meta-training
+    outer_lr: StepSize = 1e-3  # Adam's learning rate
+    meta_batch: Count = 20  # tasks per meta-batch
+    iterations: Annotated[int, NonNegative] = 5_000  # meta-updates (0: evaluate the init)
+    eval_max_steps: Count = 3  # evaluate after 0, 1, ..., this many steps
+    seed: int = 0  # seeds the initialisation and the choice of tasks and demonstrations
+    eval_seed: int = 2024  # seeds the evaluation rollouts
+    out: str | None = None  # output folder (None: runs/mil/<learner>-seed<seed>)
+    log_every: Count = 50  # log the mean query loss every this many iterations
+    checkpoint_every: Count = 500  # checkpoint every this many iterations, and at the end
+    resume: bool = False  # continue the run in --out (same settings; --iterations may grow)
+    overwrite: bool = False  # delete the run already in --out and start afresh
+    threads: Count = 1  # torch CPU threads
+
+
+RESUME_MAY_CHANGE = ("resume", "overwrite", "out", "threads", "iterations")
+
+
+def build_learner(s: Settings) -> MetaLearner:
+    """The learner ``--learner`` names around a Gaussian MLP policy for ``--env``."""
+    policy = GaussianMLPPolicy.for_env(s.env, hidden=s.hidden)
+    return make_learner(s.learner, policy, inner_lr=s.inner_lr, inner_steps=s.inner_steps)
+
+
+def mean_and_stderr(values: torch.Tensor) -> dict[str, float]:
+    """Mean and standard error of a 1-D tensor."""
+    return {
+        "mean": values.mean().item(),
+        "stderr": values.std().item() / math.sqrt(len(values)) if len(values) > 1 else 0.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    s = parse_settings(Settings, argv)
+    out = Path(s.out or f"runs/mil/{s.learner}-seed{s.seed}")
+    run = start_run(out, s, argv=argv, script=SCRIPT, ignore=RESUME_MAY_CHANGE)
+    torch.set_num_threads(s.threads)
+    seed_everything(s.seed)
+    train = DemoTasks(s.env, s.train_demos, seed=s.seed)
+    if train.demonstrations.demos_per_task < 2:
+        raise SystemExit(f"{s.train_demos}: MIL needs 2 demonstrations per task to train")
+    learner = build_learner(s)
+    loss = bc_loss(learner.model)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=s.outer_lr)
+
+    state = run.restore()
+    if state is not None:
+        learner.load_state_dict(state["learner"])
+        optimizer.load_state_dict(state["optimizer"])
+        train.load_state(state["tasks"])
+        torch.set_rng_state(state["torch"])
+        if run.start_iteration > s.iterations:
+            run.close()
+            raise SystemExit(
+                f"the checkpoint in {out} is at iteration {run.start_iteration}, past "
+                f"--iterations {s.iterations}: resume with --iterations >= {run.start_iteration}"
+            )
+
+    with run.interruptible():
+        running = 0.0
+        for it in run.progress(s.iterations, f"MIL {s.learner}"):
+            support, query = train.sample(min(s.meta_batch, train.num_tasks))
+            meta_loss = learner.meta_losses(loss, support, loss, query).mean()
+            optimizer.zero_grad()
+            meta_loss.backward()
+            optimizer.step()
+            running += meta_loss.item()
+            if (it + 1) % s.log_every == 0:
+                run.log(it + 1, query_loss=running / s.log_every, wall_s=run.wall_s)
+                run.status(it + 1, f"query loss {running / s.log_every:.4f}")
+                running = 0.0
+            if (it + 1) % s.checkpoint_every == 0 or it + 1 == s.iterations:
+                state = {
+                    "learner": learner.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "tasks": train.state(),
+                    "torch": torch.get_rng_state(),
+                }
+                run.save(state, it + 1)
+
+    test = DemoTasks(s.env, s.test_demos)
+    held_out = load_demos(s.test_demos)
+    support, _ = test.sample(test.num_tasks, (1, 0), task_ids=range(test.num_tasks))
+    horizon = held_out.mask.shape[2]
+    sampler = MultiTaskSampler(s.env, 1, horizon, seed=s.eval_seed)
+    after_steps = {}
+    for k in range(s.eval_max_steps + 1):
+        episodes = adapted_rollouts(learner, support, test.tasks, sampler, steps=k)
+        after_steps[str(k)] = {
+            **mean_and_stderr(episodes.mean_return()),
+            "success": episodes.terminated.float().mean().item(),
+        }
+    expert = held_out.returns()[:, 0]
+    results = {
+        "learner": s.learner,
+        "env": s.env,
+        "n_tasks": test.num_tasks,
+        "expert_return": mean_and_stderr(expert),
+        "expert_success": held_out.terminated[:, 0].float().mean().item(),
+        "return_after_steps": after_steps,
+        "demonstrations": {"train": s.train_demos, "test": s.test_demos},
+    }
+    path = run.write_results(results)
+    extra = {"env": s.env, "learner": s.learner, "iterations": s.iterations, "loss": "bc"}
+    metarl.save_learner(out / "learner.pt", learner, extra=extra)
+    one = after_steps["1"]
+    print(
+        f"MIL {s.learner} on {s.env}, {test.num_tasks} held-out tasks: return before "
+        f"adaptation {after_steps['0']['mean']:.2f}, after one demonstration "
+        f"{one['mean']:.2f} +/- {one['stderr']:.2f} (success {one['success']:.0%}); expert "
+        f"{expert.mean().item():.2f}; trained {s.iterations} iterations in {run.wall_s:.0f} s"
+    )
+    run.finish()
+    return json.loads(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""experiments/make_demos.py and experiments/mil.py: outputs, refusals, bit-exact resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import metarl
+from helpers import load_experiment
+from metarl.imitation import load_demos
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    make_demos = load_experiment("make_demos")
+    root = tmp_path_factory.mktemp("demos")
+    expert_return = make_demos.main(
+        ["--tasks", "12", "--demos-per-task", "2", "--noise", "0.3", "--out", str(root / "train")]
+    )
+    make_demos.main(
+        ["--tasks", "5", "--demos-per-task", "1", "--seed", "1", "--out", str(root / "test")]
+    )
+    return root, expert_return
+
+
+def test_make_demos_records_its_command_and_refuses_to_overwrite(datasets):
+    root, expert_return = datasets
+    demos = load_demos(root / "train")
+    assert demos.num_tasks == 12 and demos.demos_per_task == 2
+    assert demos.info["noise"] == 0.3 and "--noise 0.3" in demos.info["command"]
+    assert expert_return == pytest.approx(demos.returns().mean().item())
+    make_demos = load_experiment("make_demos")
+    with pytest.raises(SystemExit, match="overwrite"):
+        make_demos.main(["--tasks", "3", "--out", str(root / "train")])
+    with pytest.raises(SystemExit, match="no expert for metarl/HalfCheetahVel-v1"):
+        make_demos.main(["--env", "metarl/HalfCheetahVel-v1", "--out", str(root / "x")])
+
+
+def _mil_args(root, out, iterations):
+    return [
+        "--train-demos", str(root / "train"), "--test-demos", str(root / "test"),
+        "--hidden", "16", "--meta-batch", "4", "--iterations", str(iterations),
+        "--checkpoint-every", "5", "--log-every", "5", "--eval-max-steps", "1",
+        "--out", str(out),
+    ]  # fmt: skip
+
+
+def test_mil_writes_results_and_a_loadable_learner_and_resumes_bit_for_bit(datasets, tmp_path):
+    root, _ = datasets
+    mil = load_experiment("mil")
+    straight = mil.main(_mil_args(root, tmp_path / "straight", 10))
+    assert set(straight["return_after_steps"]) == {"0", "1"}
+    assert straight["n_tasks"] == 5 and straight["expert_return"]["mean"] < 0
+    learner = metarl.load_learner(tmp_path / "straight" / "learner.pt")
+    assert learner.inner_steps == 1
+
+    mil.main(_mil_args(root, tmp_path / "resumed", 5))
+    resumed = mil.main([*_mil_args(root, tmp_path / "resumed", 10), "--resume"])
+    a = metarl.load_learner(tmp_path / "straight" / "learner.pt").state_dict()
+    b = metarl.load_learner(tmp_path / "resumed" / "learner.pt").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["return_after_steps"] == straight["return_after_steps"]
+    with pytest.raises(SystemExit):
+        mil.main(_mil_args(root, tmp_path / "straight", 10))  # a run is there already
