@@ -56,6 +56,12 @@ BUILTIN = {
         100,
         "metarl.envs.navigation:Navigation2DVector",
     ),
+    "metarl/Navigation2DRandomStart-v0": (
+        "metarl.envs.navigation:Navigation2D",
+        100,
+        "metarl.envs.navigation:Navigation2DVector",
+        {"start_range": 0.5},
+    ),
     "metarl/HalfCheetahVel-v0": (
         "metarl.envs.locomotion:HalfCheetahVel",
         200,

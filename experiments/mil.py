@@ -1,4 +1,5 @@
-"""Meta-imitation learning (MIL): MAML, FOMAML, Meta-SGD or Reptile with behaviour cloning.
+"""Meta-imitation learning (MIL): MAML, FOMAML, Meta-SGD or Reptile with behaviour cloning,
+and the behaviour-cloning baselines it must beat.
 
 MIL (Finn, Yu, Zhang, Abbeel and Levine, CoRL 2017): each meta-training task gives one
 demonstration to adapt on (the inner loss: behaviour cloning) and another to judge the
@@ -6,6 +7,10 @@ adapted policy by (the outer loss: behaviour cloning again). The datasets come f
 ``experiments/make_demos.py``; held-out tasks come from a dataset made with another seed.
 Evaluation: for each held-out task, the policy adapted on its first demonstration is rolled
 out (most likely actions) and its return compared with the expert's on that task.
+Baselines: ``--learner multitask`` (one policy cloned on every training demonstration, then
+fine-tuned on the task's demonstration like MIL) and ``--learner scratch`` (no training on
+other tasks: a fresh policy cloned on the task's one demonstration alone, ``--scratch-steps``
+Adam steps).
 
     python experiments/make_demos.py --tasks 200 --noise 0.3 --seed 0 --out demos/nav-train
     python experiments/make_demos.py --tasks 40 --demos-per-task 1 --seed 1 --out demos/nav-test
@@ -31,15 +36,15 @@ import metarl
 from metarl import make_learner
 from metarl.core import MetaLearner
 from metarl.imitation import DemoTasks, bc_loss, load_demos
-from metarl.imitation.evaluate import adapted_rollouts
-from metarl.rl import GaussianMLPPolicy, MultiTaskSampler
+from metarl.imitation.evaluate import adapted_rollouts, cloned_from_scratch
+from metarl.rl import Episodes, GaussianMLPPolicy, MultiTaskSampler
 from metarl.utils import seed_everything, start_run
 from metarl.utils.cli import NonNegative, Positive, parse_settings
 
 SCRIPT = "experiments/mil.py"
 Count = Annotated[int, Positive]
 StepSize = Annotated[float, Positive]
-LearnerName = Literal["maml", "fomaml", "metasgd", "reptile"]
+LearnerName = Literal["maml", "fomaml", "metasgd", "reptile", "multitask", "scratch"]
 
 
 @dataclass
@@ -49,7 +54,7 @@ class Settings:
     train_demos: str  # dataset folder of the meta-training tasks (make_demos.py)
     test_demos: str  # dataset folder of the held-out tasks (another seed)
     env: str = "metarl/Navigation2D-v0"  # the task distribution both datasets demonstrate
-    learner: LearnerName = "maml"  # the meta-learner (fomaml: first-order MAML)
+    learner: LearnerName = "maml"  # fomaml: first-order MAML; multitask, scratch: baselines
     hidden: tuple[Count, ...] = (100, 100)  # the policy's hidden layers (ReLU)
     inner_lr: StepSize = 0.1  # inner step size (Meta-SGD: the initial learned one)
     inner_steps: Count = 1  # behaviour-cloning steps in meta-training
@@ -57,6 +62,8 @@ class Settings:
     meta_batch: Count = 20  # tasks per meta-batch
     iterations: Annotated[int, NonNegative] = 5_000  # meta-updates (0: evaluate the init)
     eval_max_steps: Count = 3  # evaluate after 0, 1, ..., this many steps
+    scratch_steps: Count = 500  # --learner scratch: Adam steps of cloning on the one demo
+    scratch_lr: StepSize = 1e-3  # --learner scratch: their learning rate
     seed: int = 0  # seeds the initialisation and the choice of tasks and demonstrations
     eval_seed: int = 2024  # seeds the evaluation rollouts
     out: str | None = None  # output folder (None: runs/mil/<learner>-seed<seed>)
@@ -71,8 +78,12 @@ RESUME_MAY_CHANGE = ("resume", "overwrite", "out", "threads", "iterations")
 
 
 def build_learner(s: Settings) -> MetaLearner:
-    """The learner ``--learner`` names around a Gaussian MLP policy for ``--env``."""
+    """The learner ``--learner`` names around a Gaussian MLP policy for ``--env``
+    (``multitask``: MAML without inner steps in training; ``scratch``: its untrained
+    policy)."""
     policy = GaussianMLPPolicy.for_env(s.env, hidden=s.hidden)
+    if s.learner in ("multitask", "scratch"):
+        return make_learner("maml", policy, inner_lr=s.inner_lr, inner_steps=0)
     return make_learner(s.learner, policy, inner_lr=s.inner_lr, inner_steps=s.inner_steps)
 
 
@@ -95,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"{s.train_demos}: MIL needs 2 demonstrations per task to train")
     learner = build_learner(s)
     loss = bc_loss(learner.model)
+    iterations = 0 if s.learner == "scratch" else s.iterations
     optimizer = torch.optim.Adam(learner.parameters(), lr=s.outer_lr)
 
     state = run.restore()
@@ -103,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         train.load_state(state["tasks"])
         torch.set_rng_state(state["torch"])
-        if run.start_iteration > s.iterations:
+        if run.start_iteration > iterations:
             run.close()
             raise SystemExit(
                 f"the checkpoint in {out} is at iteration {run.start_iteration}, past "
@@ -112,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     with run.interruptible():
         running = 0.0
-        for it in run.progress(s.iterations, f"MIL {s.learner}"):
+        for it in run.progress(iterations, f"MIL {s.learner}"):
             support, query = train.sample(min(s.meta_batch, train.num_tasks))
             meta_loss = learner.meta_losses(loss, support, loss, query).mean()
             optimizer.zero_grad()
@@ -123,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
                 run.log(it + 1, query_loss=running / s.log_every, wall_s=run.wall_s)
                 run.status(it + 1, f"query loss {running / s.log_every:.4f}")
                 running = 0.0
-            if (it + 1) % s.checkpoint_every == 0 or it + 1 == s.iterations:
+            if (it + 1) % s.checkpoint_every == 0 or it + 1 == iterations:
                 state = {
                     "learner": learner.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -137,12 +149,25 @@ def main(argv: list[str] | None = None) -> dict:
     support, _ = test.sample(test.num_tasks, (1, 0), task_ids=range(test.num_tasks))
     horizon = held_out.mask.shape[2]
     sampler = MultiTaskSampler(s.env, 1, horizon, seed=s.eval_seed)
-    after_steps = {}
-    for k in range(s.eval_max_steps + 1):
-        episodes = adapted_rollouts(learner, support, test.tasks, sampler, steps=k)
-        after_steps[str(k)] = {
+
+    def scores(episodes: Episodes) -> dict[str, float]:
+        return {
             **mean_and_stderr(episodes.mean_return()),
             "success": episodes.terminated.float().mean().item(),
+        }
+
+    if s.learner == "scratch":  # one row: cloned on the demonstration alone
+        policy = learner.model
+        params = cloned_from_scratch(
+            lambda: build_learner(s).model, support, s.scratch_steps, s.scratch_lr
+        )
+        episodes = sampler.sample(test.tasks, policy, params, batched=True, deterministic=True)
+        after_steps = {"0": scores(sampler.sample(test.tasks, policy, deterministic=True))}
+        after_steps[str(s.scratch_steps)] = scores(episodes)
+    else:
+        after_steps = {
+            str(k): scores(adapted_rollouts(learner, support, test.tasks, sampler, steps=k))
+            for k in range(s.eval_max_steps + 1)
         }
     expert = held_out.returns()[:, 0]
     results = {
@@ -155,14 +180,15 @@ def main(argv: list[str] | None = None) -> dict:
         "demonstrations": {"train": s.train_demos, "test": s.test_demos},
     }
     path = run.write_results(results)
-    extra = {"env": s.env, "learner": s.learner, "iterations": s.iterations, "loss": "bc"}
+    extra = {"env": s.env, "learner": s.learner, "iterations": iterations, "loss": "bc"}
     metarl.save_learner(out / "learner.pt", learner, extra=extra)
-    one = after_steps["1"]
+    last_key = list(after_steps)[-1] if s.learner == "scratch" else "1"
+    last = after_steps[last_key]
     print(
-        f"MIL {s.learner} on {s.env}, {test.num_tasks} held-out tasks: return before "
-        f"adaptation {after_steps['0']['mean']:.2f}, after one demonstration "
-        f"{one['mean']:.2f} +/- {one['stderr']:.2f} (success {one['success']:.0%}); expert "
-        f"{expert.mean().item():.2f}; trained {s.iterations} iterations in {run.wall_s:.0f} s"
+        f"{s.learner} on {s.env}, {test.num_tasks} held-out tasks: return before adaptation "
+        f"{after_steps['0']['mean']:.2f}, after {last_key} step(s) on one demonstration "
+        f"{last['mean']:.2f} +/- {last['stderr']:.2f} (success {last['success']:.0%}); expert "
+        f"{expert.mean().item():.2f}; trained {iterations} iterations in {run.wall_s:.0f} s"
     )
     run.finish()
     return json.loads(path.read_text())

@@ -31,7 +31,7 @@ def make(env_id: str) -> gym.Env:
 
 
 def test_all_builtin_ids_are_registered():
-    assert len(registered_ids()) == 15  # 10 distributions, 5 at the MAML paper's time step
+    assert len(registered_ids()) == 16  # 11 distributions, 5 at the MAML paper's time step
 
 
 @pytest.mark.parametrize("env_id", registered_ids())
@@ -110,6 +110,7 @@ BAD_TASKS = {
                                ({"env_name": "reach-v3"}, "index")],
     "metarl/MetaWorldML10-v0": [({"env_name": "reach-v3", "index": 1.5}, "integer")],
 }  # fmt: skip
+BAD_TASKS["metarl/Navigation2DRandomStart-v0"] = BAD_TASKS["metarl/Navigation2D-v0"]
 
 
 @pytest.mark.parametrize("env_id", IDS)

@@ -233,3 +233,19 @@ def test_a_few_hundred_mil_iterations_beat_the_untrained_policy():
     trained = score()
     # returns are minus the distance to the goal summed over up to 100 steps
     assert trained > 0.5 * untrained, (untrained, trained)
+
+
+def test_random_starts_are_drawn_per_episode_and_match_between_vector_and_single_envs():
+    env_id = "metarl/Navigation2DRandomStart-v0"
+    firsts = []
+    for fast in (True, False):
+        sampler = MultiTaskSampler(env_id, 3, 5, seed=4, fast=fast, task_in_observation=True)
+        tasks = sampler.sample_tasks(2)
+        episodes = sampler.sample(tasks, Navigation2DExpert(), deterministic=True)
+        firsts.append(episodes.observations[:, :, 0, :2])
+    starts = firsts[0].reshape(-1, 2)
+    assert torch.equal(firsts[0], firsts[1])  # the vector form draws the same starts
+    assert starts.abs().max() <= 0.5 and len(set(map(tuple, starts.tolist()))) == 6
+    origin = MultiTaskSampler(NAV, 3, 5, seed=4, task_in_observation=True)
+    plain = origin.sample(origin.sample_tasks(2), Navigation2DExpert(), deterministic=True)
+    assert (plain.observations[:, :, 0, :2] == 0).all()

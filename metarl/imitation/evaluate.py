@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from metarl.core.learners import MetaLearner
-from metarl.core.params import detach_params
+from metarl.core.params import Params, detach_params
 from metarl.imitation.losses import DemoData, bc_loss
 from metarl.rl.episodes import Episodes
 from metarl.rl.sampler import MultiTaskSampler
@@ -35,3 +36,24 @@ def adapted_rollouts(
             first_order=True,
         )
     return sampler.sample(tasks, policy, detach_params(adapted), batched=True, deterministic=True)
+
+
+def cloned_from_scratch(
+    make_policy: Callable[[], nn.Module], support: DemoData, steps: int, lr: float = 1e-3
+) -> Params:
+    """Behaviour cloning without meta-learning, the baseline MIL must beat: for each task, a
+    fresh ``make_policy()`` trained with Adam (``lr``) for ``steps`` full-batch steps on that
+    task's ``support`` demonstrations. Returns the parameters stacked over tasks, for
+    ``MultiTaskSampler.sample(..., batched=True)``."""
+    per_task = []
+    for t in range(support.mask.shape[0]):
+        policy = make_policy()
+        params = dict(policy.named_parameters())
+        loss, data = bc_loss(policy), DemoData(*(x[t] for x in support))
+        optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss(params, data).backward()
+            optimizer.step()
+        per_task.append(detach_params(params))
+    return {name: torch.stack([p[name] for p in per_task]) for name in per_task[0]}
