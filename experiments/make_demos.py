@@ -27,6 +27,7 @@ from metarl.imitation import Navigation2DExpert, generate_demos, save_demos
 from metarl.utils.cli import Check, Positive, parse_settings
 
 Count = Annotated[int, Positive]
+NAVIGATION = ("metarl/Navigation2D-v0", "metarl/Navigation2DRandomStart-v0")
 
 
 @dataclass
@@ -45,9 +46,9 @@ class Settings:
 
 def expert_for(s: Settings) -> nn.Module:
     """The expert of ``--env``; a clear error for a distribution that has none yet."""
-    if s.env == "metarl/Navigation2D-v0":
+    if s.env in NAVIGATION:
         return Navigation2DExpert(noise=s.noise)
-    raise SystemExit(f"no expert for {s.env} yet; metarl/Navigation2D-v0 has a scripted one")
+    raise SystemExit(f"no expert for {s.env} yet; {' and '.join(NAVIGATION)} have a scripted one")
 
 
 def main(argv: list[str] | None = None) -> float:
