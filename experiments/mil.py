@@ -114,13 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
         learner.load_state_dict(state["learner"])
         optimizer.load_state_dict(state["optimizer"])
         train.load_state(state["tasks"])
-        torch.set_rng_state(state["torch"])
-        if run.start_iteration > iterations:
-            run.close()
-            raise SystemExit(
-                f"the checkpoint in {out} is at iteration {run.start_iteration}, past "
-                f"--iterations {s.iterations}: resume with --iterations >= {run.start_iteration}"
-            )
+        run.exit_if_past(iterations)
 
     with run.interruptible():
         running = 0.0
@@ -140,7 +134,6 @@ def main(argv: list[str] | None = None) -> dict:
                     "learner": learner.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "tasks": train.state(),
-                    "torch": torch.get_rng_state(),
                 }
                 run.save(state, it + 1)
 

@@ -123,12 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         learner.load_state_dict(state["learner"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
-        if run.start_iteration > s.iterations:
-            run.close()
-            raise SystemExit(
-                f"the checkpoint in {out} is at iteration {run.start_iteration}, past "
-                f"--iterations {s.iterations}: resume with --iterations >= {run.start_iteration}"
-            )
+        run.exit_if_past(s.iterations)
 
     with run.interruptible():
         running = 0.0

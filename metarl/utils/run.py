@@ -253,6 +253,16 @@ class Run:
             return ckpt["state"]
         return {k: v for k, v in ckpt.items() if k not in _BOOKKEEPING}  # an older script's
 
+    def exit_if_past(self, iterations: int) -> None:
+        """After ``restore``: exit (``SystemExit``, the run closed) if the checkpoint is past
+        ``iterations``, saying how many to ask for."""
+        if self.start_iteration > iterations:
+            self.close()
+            raise SystemExit(
+                f"the checkpoint in {self.out} is at iteration {self.start_iteration}, past "
+                f"--iterations {iterations}: resume with --iterations >= {self.start_iteration}"
+            )
+
     def _require_restored(self) -> None:
         if self.resumed and not self._restored:
             raise RunError("this run resumes: call run.restore() before training or logging")
