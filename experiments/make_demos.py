@@ -23,11 +23,10 @@ from typing import Annotated
 from torch import nn
 
 import metarl  # noqa: F401
-from metarl.imitation import Navigation2DExpert, generate_demos, save_demos
+from metarl.imitation import generate_demos, make_expert, save_demos
 from metarl.utils.cli import Check, Positive, parse_settings
 
 Count = Annotated[int, Positive]
-NAVIGATION = ("metarl/Navigation2D-v0", "metarl/Navigation2DRandomStart-v0")
 
 
 @dataclass
@@ -46,9 +45,10 @@ class Settings:
 
 def expert_for(s: Settings) -> nn.Module:
     """The expert of ``--env``; a clear error for a distribution that has none yet."""
-    if s.env in NAVIGATION:
-        return Navigation2DExpert(noise=s.noise)
-    raise SystemExit(f"no expert for {s.env} yet; {' and '.join(NAVIGATION)} have a scripted one")
+    try:
+        return make_expert(s.env, noise=s.noise)
+    except KeyError as err:
+        raise SystemExit(err.args[0]) from err
 
 
 def main(argv: list[str] | None = None) -> float:

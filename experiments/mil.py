@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -35,7 +36,7 @@ import torch
 import metarl
 from metarl import make_learner
 from metarl.core import MetaLearner
-from metarl.imitation import DemoTasks, bc_loss, load_demos
+from metarl.imitation import DemoTasks, bc_loss, load_demos, make_expert
 from metarl.imitation.evaluate import adapted_rollouts, cloned_from_scratch
 from metarl.rl import Episodes, GaussianMLPPolicy, MultiTaskSampler
 from metarl.utils import seed_everything, start_run
@@ -143,6 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
     horizon = held_out.mask.shape[2]
     sampler = MultiTaskSampler(s.env, 1, horizon, seed=s.eval_seed)
 
+    def from_eval_starts(episodes_of: Callable[[], Episodes]) -> Episodes:
+        sampler.seed(s.eval_seed)  # every row, the expert's too, from the same start states
+        return episodes_of()
+
     def scores(episodes: Episodes) -> dict[str, float]:
         return {
             **mean_and_stderr(episodes.mean_return()),
@@ -154,21 +159,35 @@ def main(argv: list[str] | None = None) -> dict:
         params = cloned_from_scratch(
             lambda: build_learner(s).model, support, s.scratch_steps, s.scratch_lr
         )
-        episodes = sampler.sample(test.tasks, policy, params, batched=True, deterministic=True)
-        after_steps = {"0": scores(sampler.sample(test.tasks, policy, deterministic=True))}
-        after_steps[str(s.scratch_steps)] = scores(episodes)
+        after_steps = {
+            "0": scores(
+                from_eval_starts(lambda: sampler.sample(test.tasks, policy, deterministic=True))
+            ),
+            str(s.scratch_steps): scores(
+                from_eval_starts(
+                    lambda: sampler.sample(
+                        test.tasks, policy, params, batched=True, deterministic=True
+                    )
+                )
+            ),
+        }
     else:
         after_steps = {
-            str(k): scores(adapted_rollouts(learner, support, test.tasks, sampler, steps=k))
+            str(k): scores(
+                from_eval_starts(
+                    lambda k=k: adapted_rollouts(learner, support, test.tasks, sampler, steps=k)
+                )
+            )
             for k in range(s.eval_max_steps + 1)
         }
-    expert = held_out.returns()[:, 0]
+    expert_sampler = MultiTaskSampler(s.env, 1, horizon, seed=s.eval_seed, task_in_observation=True)
+    expert_episodes = expert_sampler.sample(test.tasks, make_expert(s.env), deterministic=True)
+    expert = expert_episodes.mean_return()
     results = {
         "learner": s.learner,
         "env": s.env,
         "n_tasks": test.num_tasks,
-        "expert_return": mean_and_stderr(expert),
-        "expert_success": held_out.terminated[:, 0].float().mean().item(),
+        "expert": scores(expert_episodes),
         "return_after_steps": after_steps,
         "demonstrations": {"train": s.train_demos, "test": s.test_demos},
     }

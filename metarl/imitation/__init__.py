@@ -11,7 +11,7 @@ from metarl.imitation.demos import (
     load_demos,
     save_demos,
 )
-from metarl.imitation.experts import Navigation2DExpert
+from metarl.imitation.experts import Navigation2DExpert, make_expert
 from metarl.imitation.losses import DemoData, bc_loss
 from metarl.imitation.tasks import DemoTasks
 
@@ -24,5 +24,6 @@ __all__ = [
     "bc_loss",
     "generate_demos",
     "load_demos",
+    "make_expert",
     "save_demos",
 ]

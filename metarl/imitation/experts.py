@@ -57,3 +57,19 @@ class Navigation2DExpert(nn.Module):
     @staticmethod
     def mode(dist: tuple[Tensor, Tensor]) -> Tensor:
         return dist[0]
+
+
+SCRIPTED_EXPERTS = {
+    "metarl/Navigation2D-v0": Navigation2DExpert,
+    "metarl/Navigation2DRandomStart-v0": Navigation2DExpert,
+}
+
+
+def make_expert(env_id: str, noise: float = 0.0) -> nn.Module:
+    """The scripted expert of ``env_id`` acting with ``noise``; ``KeyError`` naming the
+    distributions that have one."""
+    if env_id not in SCRIPTED_EXPERTS:
+        raise KeyError(
+            f"no expert for {env_id} yet; {' and '.join(SCRIPTED_EXPERTS)} have a scripted one"
+        )
+    return SCRIPTED_EXPERTS[env_id](noise=noise)
