@@ -63,8 +63,8 @@ class Settings:
     meta_batch: Count = 20  # tasks per meta-batch
     iterations: Annotated[int, NonNegative] = 5_000  # meta-updates (0: evaluate the init)
     eval_max_steps: Count = 3  # evaluate after 0, 1, ..., this many steps
-    scratch_steps: Count = 500  # --learner scratch: Adam steps of cloning on the one demo
-    scratch_lr: StepSize = 1e-3  # --learner scratch: their learning rate
+    scratch_steps: Count = 500  # the scratch baseline: Adam steps of cloning on the one demo
+    scratch_lr: StepSize = 1e-3  # the scratch baseline: their learning rate
     seed: int = 0  # seeds the initialisation and the choice of tasks and demonstrations
     eval_seed: int = 2024  # seeds the evaluation rollouts
     out: str | None = None  # output folder (None: runs/mil/<learner>-seed<seed>)

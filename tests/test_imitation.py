@@ -249,3 +249,10 @@ def test_random_starts_are_drawn_per_episode_and_match_between_vector_and_single
     origin = MultiTaskSampler(NAV, 3, 5, seed=4, task_in_observation=True)
     plain = origin.sample(origin.sample_tasks(2), Navigation2DExpert(), deterministic=True)
     assert (plain.observations[:, :, 0, :2] == 0).all()
+
+
+def test_datasets_save_to_a_relative_path(nav_demos, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = save_demos(nav_demos, "demos/nav")
+    assert path == tmp_path / "demos" / "nav"
+    assert torch.equal(load_demos("demos/nav").observations, nav_demos.observations)

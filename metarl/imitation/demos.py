@@ -148,7 +148,7 @@ def save_demos(demos: Demonstrations, path: str | os.PathLike, overwrite: bool =
     import minari
     from minari.data_collector import EpisodeBuffer
 
-    target = Path(path)
+    target = Path(path).resolve()  # Minari needs an absolute root
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
