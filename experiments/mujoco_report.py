@@ -107,9 +107,14 @@ def read_run(folder: Path) -> Run:
 
 
 def table_rows(run: Run) -> list[tuple[str, list[float], list[float]]]:
-    """(label, means, standard errors) of the run's row, and of its later-scaled row."""
+    """(label, means, standard errors) of the run's row, and of its later-scaled row. The
+    oracle sees the task and is scored without adapting, as in the paper: its row has the
+    0-step column only."""
     n = math.sqrt(run.result["n_tasks"])
-    rows = [(run.label, run.result["mean_return"], [s / n for s in run.result["std_return"]])]
+    means, stds = run.result["mean_return"], run.result["std_return"]
+    if run.learner == "oracle":
+        return [(f"{run.label} (not adapted)", means[:1], [stds[0] / n])]
+    rows = [(run.label, means, [s / n for s in stds])]
     scale = run.result.get("later_step_scale", 1.0)
     if scale != 1.0:
         stderr = [s / n for s in run.result["std_return_later_scaled"]]

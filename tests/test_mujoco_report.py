@@ -29,7 +29,7 @@ def test_tables_csv_and_bar_verdicts(tmp_path):
     root = tmp_path / "mujoco"
     _run(root / "halfcheetah_vel" / "maml-trpo-seed0", "maml-trpo", [-130.0, -80.0, -70.0, -65.0],
          [20.0, 10.0, 8.0, 6.0], scaled=[-130.0, -80.0, -60.0, -55.0])  # fmt: skip
-    _run(root / "halfcheetah_vel" / "oracle-seed0", "oracle", [-50.0], [2.0])
+    _run(root / "halfcheetah_vel" / "oracle-seed0", "oracle", [-50.0, -200.0], [2.0, 9.0])
     _run(root / "halfcheetah_dir" / "maml-trpo-seed0", "maml-trpo", [0.0, 200.0], [4.0, 4.0])
     out = tmp_path / "mujoco.md"
     load_experiment("mujoco_report").main(["--root", str(root), "--out", str(out)])
@@ -38,6 +38,7 @@ def test_tables_csv_and_bar_verdicts(tmp_path):
     assert "| MAML-TRPO | 0 | -130.0 ± 10.0 | -80.0 ± 5.0 | -70.0 ± 4.0 | -65.0 ± 3.0 | 3 |" in text
     assert "| MAML-TRPO [steps 2+ x0.25] | 0 | -130.0 ± 10.0 | -80.0 ± 5.0 | -60.0 ± 4.0 |" in text
     assert "| oracle (published) | | -54.5 |" in text
+    assert "| oracle (not adapted) | 0 | -50.0 ± 1.0 |  |  |  | 3 |" in text  # no adapted cells
     # -80 is within 10% of the published -78.6 (>= -86.5); 200 is not within 10% of 293.2
     assert "ours -80.0, met." in text
     assert "ours 200.0, **not met**." in text
