@@ -128,8 +128,9 @@ def benchmark(env_id: str, args: argparse.Namespace) -> None:
         pool := envpool_steps_per_second(copies, args.horizon, env.frame_skip)
     ):
         print(
-            f"  EnvPool HalfCheetah-v5 (frame skip {env.frame_skip}), random actions: {pool:9.0f} env steps/s "
-            f"({ours_median / pool:.2f} of it; measured once, after the repeats)"
+            f"  EnvPool HalfCheetah-v5 (frame skip {env.frame_skip}), random actions: "
+            f"{pool:9.0f} env steps/s ({ours_median / pool:.2f} of it; measured once, after "
+            "the repeats)"
         )
     for name, ref in (("full-length", raws), ("same-episodes", matched)):
         ratios = sorted(o / r for o, r in zip(ours, ref))
