@@ -175,8 +175,7 @@ def write_distribution(key: str, runs: list[Run], root: Path, out: Path) -> list
             shown_published.add(run.learner)
             values = [f"{v}" for v in published[run.learner]] + [""] * steps
             lines.append(f"| {run.label} (published) | | {' | '.join(values[:steps])} | | | |")
-    missing = [NAMES[k] for k in published if k not in shown_published]
-    for learner in missing:
+    for learner in (k for k in published if k not in shown_published):
         values = [f"{v}" for v in published[learner]] + [""] * steps
         lines.append(f"| {NAMES[learner]} (published; ours not run yet) | | "
                      f"{' | '.join(values[:steps])} | | | |")  # fmt: skip

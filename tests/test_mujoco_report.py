@@ -31,6 +31,7 @@ def test_tables_csv_and_bar_verdicts(tmp_path):
          [20.0, 10.0, 8.0, 6.0], scaled=[-130.0, -80.0, -60.0, -55.0])  # fmt: skip
     _run(root / "halfcheetah_vel" / "oracle-seed0", "oracle", [-50.0, -200.0], [2.0, 9.0])
     _run(root / "halfcheetah_dir" / "maml-trpo-seed0", "maml-trpo", [0.0, 200.0], [4.0, 4.0])
+    _run(root / "ant_dir" / "oracle-seed0", "oracle", [500.0], [4.0])  # no MAML run there yet
     out = tmp_path / "mujoco.md"
     load_experiment("mujoco_report").main(["--root", str(root), "--out", str(out)])
     text = out.read_text()
@@ -43,6 +44,7 @@ def test_tables_csv_and_bar_verdicts(tmp_path):
     assert "ours -80.0, met." in text
     assert "ours 200.0, **not met**." in text
     assert "## AntVel\n\nNot run yet." in text
+    assert "| MAML-TRPO (published; ours not run yet) | | 8.7 | 499.2 |" in text
     with (root / "halfcheetah_vel.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["learner", "inner_steps", "mean_return", "stderr_return", "n_tasks",
