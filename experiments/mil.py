@@ -36,7 +36,7 @@ import torch
 import metarl
 from metarl import make_learner
 from metarl.core import MetaLearner
-from metarl.imitation import DemoTasks, bc_loss, load_demos, make_expert
+from metarl.imitation import DemoTasks, bc_loss, make_expert
 from metarl.imitation.evaluate import adapted_rollouts, cloned_from_scratch
 from metarl.rl import Episodes, GaussianMLPPolicy, MultiTaskSampler
 from metarl.utils import seed_everything, start_run
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
                 run.save(state, it + 1)
 
     test = DemoTasks(s.env, s.test_demos)
-    held_out = load_demos(s.test_demos)
+    held_out = test.demonstrations  # loaded and checked once, by DemoTasks
     support, _ = test.sample(test.num_tasks, (1, 0), task_ids=range(test.num_tasks))
     horizon = held_out.mask.shape[2]
     sampler = MultiTaskSampler(s.env, 1, horizon, seed=s.eval_seed)
@@ -182,7 +182,6 @@ def main(argv: list[str] | None = None) -> dict:
         }
     expert_sampler = MultiTaskSampler(s.env, 1, horizon, seed=s.eval_seed, task_in_observation=True)
     expert_episodes = expert_sampler.sample(test.tasks, make_expert(s.env), deterministic=True)
-    expert = expert_episodes.mean_return()
     results = {
         "learner": s.learner,
         "env": s.env,
@@ -200,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{s.learner} on {s.env}, {test.num_tasks} held-out tasks: return before adaptation "
         f"{after_steps['0']['mean']:.2f}, after {last_key} step(s) on one demonstration "
         f"{last['mean']:.2f} +/- {last['stderr']:.2f} (success {last['success']:.0%}); expert "
-        f"{expert.mean().item():.2f}; trained {iterations} iterations in {run.wall_s:.0f} s"
+        f"{results['expert']['mean']:.2f}; trained {iterations} iterations in {run.wall_s:.0f} s"
     )
     run.finish()
     return json.loads(path.read_text())

@@ -123,7 +123,7 @@ def generate_demos(
     return Demonstrations(
         env_id=env_id,
         tasks=[json.loads(json.dumps(task, default=_plain)) for task in tasks],
-        observations=episodes.observations[..., :obs_dim] * episodes.mask.unsqueeze(-1),
+        observations=episodes.observations[..., :obs_dim],  # zeros after each end already
         actions=actions[0],
         expert_actions=actions[1],
         rewards=episodes.rewards,
