@@ -14,13 +14,11 @@ The learner is rebuilt from the run's ``settings.json`` and loaded with the weig
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import maml_rl
 
-from metarl.utils.checkpoint import load_checkpoint
 from metarl.utils.cli import parse_settings
 
 
@@ -38,20 +36,10 @@ def main(argv: list[str] | None = None) -> Path:
     target = folder / "learner.pt"
     if target.exists() and not s.overwrite:
         raise SystemExit(f"{target} exists; pass --overwrite to replace it")
-    try:
-        recorded = json.loads((folder / "settings.json").read_text())["settings"]
-    except (OSError, KeyError, json.JSONDecodeError) as err:
-        raise SystemExit(f"{folder}: no readable settings.json of a maml_rl run ({err})") from err
-    fields = {f.name for f in dataclasses.fields(maml_rl.Settings)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()}
-    run_settings = maml_rl.Settings(**{k: v for k, v in values.items() if k in fields})
-    run_settings = dataclasses.replace(run_settings, out=str(folder))
-    checkpoint = load_checkpoint(folder / "checkpoint.pt")
-    learner, _ = maml_rl.build_learner(run_settings)
-    learner.load_state_dict(checkpoint["state"]["trainer"]["learner"])
-    run_settings = dataclasses.replace(run_settings, iterations=checkpoint["iteration"])
+    run_settings, learner, _, iteration = maml_rl.load_run(folder)
+    run_settings = dataclasses.replace(run_settings, iterations=iteration)
     path = maml_rl.save_trained_learner(run_settings, learner)
-    print(f"wrote {path} (iteration {checkpoint['iteration']})")
+    print(f"wrote {path} (iteration {iteration})")
     return path
 
 

@@ -21,7 +21,9 @@ Writes into ``--out``: ``settings.json`` (the command and settings, at the start
 ``checkpoint.pt`` (atomic and checksummed, every ``--checkpoint-every`` iterations and at the
 end; ``checkpoint.prev.pt`` is the one before), ``eval.json`` (held-out returns after 0..k
 steps, with the command, machine, versions and wall time), ``learning_curve.png`` and
-``learner.pt`` (the trained learner for ``metarl.load_learner``, written after training).
+``learner.pt`` (the trained learner for ``metarl.load_learner``, written after training)
+and, with ``--snapshot-every n``, ``snapshots/learner-<iteration>.pt`` every n iterations (the
+learner as it was then, loadable the same way; the MAML paper's runs kept one every 25).
 A second run into the same folder is refused unless it passes ``--resume`` (same settings)
 or ``--overwrite``.
 """
@@ -29,6 +31,7 @@ or ``--overwrite``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,7 @@ from metarl.envs import flatten_task
 from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler
 from metarl.rl.trainer import Outer
 from metarl.utils import Run, RunError, plot_curves, seed_everything, start_run
+from metarl.utils.checkpoint import load_checkpoint
 from metarl.utils.cli import (
     Check,
     Discount,
@@ -83,7 +87,8 @@ EVALUATION = ("eval_tasks", "eval_steps", "eval_seed", "later_step_scales", "val
 # Settings a resumed run may change: those, the run flags, the folder itself, the thread counts
 # and the number of iterations (a run continues to a larger one; nothing else depends on it).
 RESUME_IGNORES = (
-    "resume", "overwrite", "out", "threads", "physics_threads", "iterations", *EVALUATION
+    "resume", "overwrite", "out", "threads", "physics_threads", "iterations", "snapshot_every",
+    *EVALUATION,
 )  # fmt: skip
 # Training settings added after the first runs, with the value the runs from before them had:
 # a saved record without one counts as holding this value (see as_before).
@@ -129,6 +134,8 @@ class Settings:
     eval_seed: int = 1234  # seed of the held-out tasks and their episodes
     out: str | None = None  # run folder; None: runs/<env name>/<learner>-seed<seed>
     checkpoint_every: Annotated[int, Positive] = 10  # iterations between checkpoints
+    snapshot_every: Annotated[int, NonNegative] = 0
+    """Keep the learner every n iterations in <out>/snapshots (0: only the final one)"""
     resume: bool = False  # continue the run in --out from its checkpoint (same settings)
     overwrite: bool = False  # delete the run already in --out and start again
     threads: Annotated[int, Positive] = 2  # torch threads
@@ -169,15 +176,44 @@ def build_learner(s: Settings) -> tuple[MetaLearner, Outer]:
     return learner, torch.optim.SGD(learner.parameters(), lr=s.outer_lr)  # Reptile's epsilon
 
 
-def save_trained_learner(s: Settings, learner: MetaLearner) -> Path:
-    """Write ``<out>/learner.pt`` for ``metarl.load_learner``, with what a user needs beside
-    the weights to sample its tasks (the distribution, whether the task is in the
-    observation, the action scaling) as its ``extra``."""
-    path = Path(s.out) / "learner.pt"
+def load_run(folder: str | Path) -> tuple[Settings, MetaLearner, Outer, int]:
+    """A run folder's settings (``out`` set to ``folder``), its learner with the weights of
+    its checkpoint, the outer step and the checkpoint's iteration; ``SystemExit`` naming the
+    folder if its settings.json is unreadable."""
+    folder = Path(folder)
+    try:
+        recorded = json.loads((folder / "settings.json").read_text())["settings"]
+    except (OSError, KeyError, json.JSONDecodeError) as err:
+        raise SystemExit(f"{folder}: no readable settings.json of a maml_rl run ({err})") from err
+    known = {f.name for f in dataclasses.fields(Settings)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()}
+    s = Settings(**{k: v for k, v in values.items() if k in known})
+    s = dataclasses.replace(s, out=str(folder))
+    checkpoint = load_checkpoint(folder / "checkpoint.pt")
+    learner, outer = build_learner(s)
+    learner.load_state_dict(checkpoint["state"]["trainer"]["learner"])
+    return s, learner, outer, int(checkpoint["iteration"])
+
+
+def snapshot_path(out: str | Path, iteration: int) -> Path:
+    """Where ``--snapshot-every`` keeps the learner of ``iteration``."""
+    return Path(out) / "snapshots" / f"learner-{iteration:05d}.pt"
+
+
+def save_trained_learner(s: Settings, learner: MetaLearner, iteration: int | None = None) -> Path:
+    """Write ``<out>/learner.pt`` (or, given ``iteration``, that iteration's snapshot) for
+    ``metarl.load_learner``, with what a user needs beside the weights to sample its tasks
+    (the distribution, whether the task is in the observation, the action scaling) as its
+    ``extra``."""
+    if iteration is None:
+        path = Path(s.out) / "learner.pt"
+    else:
+        path = snapshot_path(s.out, iteration)
+        path.parent.mkdir(exist_ok=True)
     extra = {
         "env": s.env,
         "learner": s.learner,
-        "iterations": s.iterations,
+        "iterations": s.iterations if iteration is None else iteration,
         "task_in_observation": s.learner == "oracle",
         "rescale_actions": s.rescale_actions,
     }
@@ -232,8 +268,10 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
         desc=f"{s.learner} {name}",
     )  # the trainer logs, checkpoints and shows progress in the run folder
     try:
-        for _ in loop:
-            pass
+        for stats in loop:
+            it = int(stats["iteration"])
+            if s.snapshot_every and it % s.snapshot_every == 0:
+                save_trained_learner(s, learner, it)
     except RunError as err:  # a checkpoint past --iterations
         raise SystemExit(
             f"--iterations {s.iterations} is below the checkpoint's iteration "

@@ -12,6 +12,13 @@ fine-tuned on the task's demonstration like MIL) and ``--learner scratch`` (no t
 other tasks: a fresh policy cloned on the task's one demonstration alone, ``--scratch-steps``
 Adam steps).
 
+Observation-only demonstrations at test time: ``--learner daml`` (domain-adaptive
+meta-learning, Yu et al. 2018: the inner loss is a learned network over the demonstration's
+observations, meta-trained with the initialisation; the outer loss clones the query
+demonstration's actions) and its non-meta baseline ``--learner invdyn`` (an inverse-dynamics
+model trained on the meta-training demonstrations labels the held-out demonstration's
+actions, then a fresh policy clones them as ``scratch`` does).
+
     python experiments/make_demos.py --tasks 200 --noise 0.3 --seed 0 --out demos/nav-train
     python experiments/make_demos.py --tasks 40 --demos-per-task 1 --seed 1 --out demos/nav-test
     python experiments/mil.py --train-demos demos/nav-train --test-demos demos/nav-test
@@ -29,15 +36,23 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 
 import metarl
 from metarl import make_learner
 from metarl.core import MetaLearner
-from metarl.imitation import DemoTasks, bc_loss, make_expert
+from metarl.imitation import (
+    DemoData,
+    DemoTasks,
+    DomainAdaptiveMAML,
+    bc_loss,
+    make_expert,
+    observed,
+)
 from metarl.imitation.evaluate import adapted_rollouts, cloned_from_scratch
+from metarl.imitation.inverse_dynamics import InverseDynamics, fit_inverse_dynamics, label_demos
 from metarl.rl import Episodes, GaussianMLPPolicy, MultiTaskSampler
 from metarl.utils import seed_everything, start_run
 from metarl.utils.cli import NonNegative, Positive, parse_settings
@@ -45,7 +60,10 @@ from metarl.utils.cli import NonNegative, Positive, parse_settings
 SCRIPT = "experiments/mil.py"
 Count = Annotated[int, Positive]
 StepSize = Annotated[float, Positive]
-LearnerName = Literal["maml", "fomaml", "metasgd", "reptile", "multitask", "scratch"]
+LearnerName = Literal[
+    "maml", "fomaml", "metasgd", "reptile", "multitask", "scratch", "daml", "invdyn"
+]
+OBSERVATION_ONLY = ("daml", "invdyn")  # never see the held-out demonstration's actions
 
 
 @dataclass
@@ -55,7 +73,8 @@ class Settings:
     train_demos: str  # dataset folder of the meta-training tasks (make_demos.py)
     test_demos: str  # dataset folder of the held-out tasks (another seed)
     env: str = "metarl/Navigation2D-v0"  # the task distribution both datasets demonstrate
-    learner: LearnerName = "maml"  # fomaml: first-order MAML; multitask, scratch: baselines
+    learner: LearnerName = "maml"
+    """fomaml: first-order MAML; multitask, scratch: baselines; daml, invdyn: observation-only"""
     hidden: tuple[Count, ...] = (100, 100)  # the policy's hidden layers (ReLU)
     inner_lr: StepSize = 0.1  # inner step size (Meta-SGD: the initial learned one)
     inner_steps: Count = 1  # behaviour-cloning steps in meta-training
@@ -65,6 +84,8 @@ class Settings:
     eval_max_steps: Count = 3  # evaluate after 0, 1, ..., this many steps
     scratch_steps: Count = 500  # the scratch baseline: Adam steps of cloning on the one demo
     scratch_lr: StepSize = 1e-3  # the scratch baseline: their learning rate
+    loss_hidden: Count = 32  # daml: channels of the learned loss's temporal convolutions
+    invdyn_steps: Count = 5_000  # invdyn: Adam steps fitting the inverse-dynamics model
     seed: int = 0  # seeds the initialisation and the choice of tasks and demonstrations
     eval_seed: int = 2024  # seeds the evaluation rollouts
     out: str | None = None  # output folder (None: runs/mil/<learner>-seed<seed>)
@@ -83,9 +104,29 @@ def build_learner(s: Settings) -> MetaLearner:
     (``multitask``: MAML without inner steps in training; ``scratch``: its untrained
     policy)."""
     policy = GaussianMLPPolicy.for_env(s.env, hidden=s.hidden)
-    if s.learner in ("multitask", "scratch"):
+    if s.learner == "daml":
+        obs_dim, act_dim = policy.mean[0].in_features, policy.mean[-1].out_features
+        return make_learner("daml", policy, obs_dim=obs_dim, act_dim=act_dim,
+                            inner_lr=s.inner_lr, inner_steps=s.inner_steps,
+                            loss_hidden=s.loss_hidden)  # fmt: skip
+    if s.learner in ("multitask", "scratch", "invdyn"):
         return make_learner("maml", policy, inner_lr=s.inner_lr, inner_steps=0)
     return make_learner(s.learner, policy, inner_lr=s.inner_lr, inner_steps=s.inner_steps)
+
+
+def labelled_by_inverse_dynamics(s: Settings, train: DemoTasks, test: DemoTasks) -> DemoData:
+    """The held-out support demonstrations of ``test``'s last ``sample`` with the actions an
+    inverse-dynamics model, fitted on ``train``'s transitions, infers from their
+    observations (their own actions are never read)."""
+    torch.manual_seed(s.seed)
+    data = train.transitions()
+    model = InverseDynamics(data.observations.shape[-1], data.actions.shape[-1])
+    losses = fit_inverse_dynamics(model, data, s.invdyn_steps, seed=s.seed)
+    print(f"inverse dynamics: loss {losses[0]:.4f} -> {losses[-1]:.4f} in {s.invdyn_steps} steps")
+    rows = torch.as_tensor(test.last_task_ids).unsqueeze(1)
+    held_out = test.transitions()
+    picked = type(held_out)(*(x[rows, test.last_support_ids] for x in held_out))
+    return label_demos(model, picked._replace(actions=torch.zeros_like(picked.actions)))
 
 
 def mean_and_stderr(values: torch.Tensor) -> dict[str, float]:
@@ -107,7 +148,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"{s.train_demos}: MIL needs 2 demonstrations per task to train")
     learner = build_learner(s)
     loss = bc_loss(learner.model)
-    iterations = 0 if s.learner == "scratch" else s.iterations
+    daml = isinstance(learner, DomainAdaptiveMAML)
+    inner_loss = learner.inner_loss() if daml else loss
+    as_inner: Callable[[DemoData], Any] = observed if daml else (lambda demos: demos)
+    iterations = 0 if s.learner in ("scratch", "invdyn") else s.iterations
     optimizer = torch.optim.Adam(learner.parameters(), lr=s.outer_lr)
 
     state = run.restore()
@@ -121,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
         running = 0.0
         for it in run.progress(iterations, f"MIL {s.learner}"):
             support, query = train.sample(min(s.meta_batch, train.num_tasks))
-            meta_loss = learner.meta_losses(loss, support, loss, query).mean()
+            meta_loss = learner.meta_losses(inner_loss, as_inner(support), loss, query).mean()
             optimizer.zero_grad()
             meta_loss.backward()
             optimizer.step()
@@ -154,8 +198,10 @@ def main(argv: list[str] | None = None) -> dict:
             "success": episodes.terminated.float().mean().item(),
         }
 
-    if s.learner == "scratch":  # one row: cloned on the demonstration alone
+    if s.learner in ("scratch", "invdyn"):  # one row: cloned on the demonstration alone
         policy = learner.model
+        if s.learner == "invdyn":  # its actions labelled by the inverse-dynamics model
+            support = labelled_by_inverse_dynamics(s, train, test)
         params = cloned_from_scratch(
             lambda: build_learner(s).model, support, s.scratch_steps, s.scratch_lr
         )
@@ -175,7 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
         after_steps = {
             str(k): scores(
                 from_eval_starts(
-                    lambda k=k: adapted_rollouts(learner, support, test.tasks, sampler, steps=k)
+                    lambda k=k: adapted_rollouts(
+                        learner, as_inner(support), test.tasks, sampler, k, inner_loss
+                    )
                 )
             )
             for k in range(s.eval_max_steps + 1)
@@ -189,11 +237,13 @@ def main(argv: list[str] | None = None) -> dict:
         "expert": scores(expert_episodes),
         "return_after_steps": after_steps,
         "demonstrations": {"train": s.train_demos, "test": s.test_demos},
+        "test_demonstration": "observations only" if s.learner in OBSERVATION_ONLY else "full",
     }
     path = run.write_results(results)
-    extra = {"env": s.env, "learner": s.learner, "iterations": iterations, "loss": "bc"}
+    inner = "learned, on observations" if daml else "bc"
+    extra = {"env": s.env, "learner": s.learner, "iterations": iterations, "inner_loss": inner}
     metarl.save_learner(out / "learner.pt", learner, extra=extra)
-    last_key = list(after_steps)[-1] if s.learner == "scratch" else "1"
+    last_key = list(after_steps)[-1] if s.learner in ("scratch", "invdyn") else "1"
     last = after_steps[last_key]
     print(
         f"{s.learner} on {s.env}, {test.num_tasks} held-out tasks: return before adaptation "

@@ -139,6 +139,21 @@ def bar_line(key: str, runs: list[Run]) -> str:
     )
 
 
+def training_runs(folder: Path) -> dict[str, str]:
+    """Learner -> "training, iteration i of n" for runs in ``folder`` not evaluated yet."""
+    found = {}
+    for metrics in sorted(folder.glob("*/metrics.csv")):
+        run = metrics.parent
+        if (run / "eval.json").exists() or not (run / "settings.json").exists():
+            continue
+        settings = json.loads((run / "settings.json").read_text())["settings"]
+        rows = metrics.read_text().split()
+        found[settings["learner"]] = (
+            f"training, iteration {len(rows) - 1} of {settings['iterations']}"
+        )
+    return found
+
+
 def write_distribution(key: str, runs: list[Run], root: Path, out: Path) -> list[str]:
     """The CSV and figure of one distribution; returns its Markdown section for ``out``."""
     name, published = DISTRIBUTIONS[key], PUBLISHED[key]
@@ -175,9 +190,11 @@ def write_distribution(key: str, runs: list[Run], root: Path, out: Path) -> list
             shown_published.add(run.learner)
             values = [f"{v}" for v in published[run.learner]] + [""] * steps
             lines.append(f"| {run.label} (published) | | {' | '.join(values[:steps])} | | | |")
+    training = training_runs(root / key)
     for learner in (k for k in published if k not in shown_published):
         values = [f"{v}" for v in published[learner]] + [""] * steps
-        lines.append(f"| {NAMES[learner]} (published; ours not run yet) | | "
+        ours = training.get(learner, "not run yet")
+        lines.append(f"| {NAMES[learner]} (published; ours {ours}) | | "
                      f"{' | '.join(values[:steps])} | | | |")  # fmt: skip
     lines += ["", bar_line(key, runs), ""]
     figure = root / f"{key}.png"

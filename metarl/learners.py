@@ -40,6 +40,7 @@ LEARNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "taml-theil": ("metarl.supervised.taml.TAML", {"variant": "theil"}),
     "adml": ("metarl.supervised.adml.ADML", {}),
     "lstm": ("metarl.supervised.lstm_meta_learner.LSTMMetaLearner", {}),
+    "daml": ("metarl.imitation.domain_adaptive.DomainAdaptiveMAML", {}),
 }
 
 

@@ -66,3 +66,33 @@ def test_mil_writes_results_and_a_loadable_learner_and_resumes_bit_for_bit(datas
     assert resumed["return_after_steps"] == straight["return_after_steps"]
     with pytest.raises(SystemExit):
         mil.main(_mil_args(root, tmp_path / "straight", 10))  # a run is there already
+
+
+@pytest.mark.parametrize("learner", ["daml", "invdyn"])
+def test_observation_only_learners_never_read_the_held_out_actions(datasets, tmp_path, learner):
+    """daml and invdyn score the same whatever actions the held-out dataset holds."""
+    import dataclasses
+
+    from metarl.imitation import save_demos
+
+    root, _ = datasets
+    demos = load_demos(root / "test")
+    scrambled = dataclasses.replace(
+        demos, actions=-demos.actions, expert_actions=torch.zeros_like(demos.expert_actions)
+    )
+    save_demos(scrambled, tmp_path / "scrambled")
+    mil = load_experiment("mil")
+    extra = ["--learner", learner, "--invdyn-steps", "50", "--scratch-steps", "20"]
+    results = []
+    for test_demos, out in ((root / "test", "real"), (tmp_path / "scrambled", "scrambled")):
+        args = _mil_args(root, tmp_path / out, 10)
+        args[args.index("--test-demos") + 1] = str(test_demos)
+        results.append(mil.main([*args, *extra]))
+    assert results[0]["return_after_steps"] == results[1]["return_after_steps"]
+    assert results[0]["test_demonstration"] == "observations only"
+    steps = {"0", "1"} if learner == "daml" else {"0", "20"}
+    assert set(results[0]["return_after_steps"]) == steps
+    if learner == "daml":  # the learned loss is saved with the learner
+        trained = metarl.load_learner(tmp_path / "real" / "learner.pt")
+        assert type(trained).__name__ == "DomainAdaptiveMAML"
+        assert trained.observation_loss.convs[0].weight.abs().sum() > 0

@@ -32,6 +32,12 @@ def test_tables_csv_and_bar_verdicts(tmp_path):
     _run(root / "halfcheetah_vel" / "oracle-seed0", "oracle", [-50.0, -200.0], [2.0, 9.0])
     _run(root / "halfcheetah_dir" / "maml-trpo-seed0", "maml-trpo", [0.0, 200.0], [4.0, 4.0])
     _run(root / "ant_dir" / "oracle-seed0", "oracle", [500.0], [4.0])  # no MAML run there yet
+    training = root / "ant_dir" / "maml-trpo-seed1"  # still training: metrics, no eval.json
+    training.mkdir()
+    (training / "settings.json").write_text(
+        json.dumps({"settings": {"learner": "maml-trpo", "iterations": 300}})
+    )
+    (training / "metrics.csv").write_text("step,return_before\n1,-3\n2,-2\n")
     out = tmp_path / "mujoco.md"
     load_experiment("mujoco_report").main(["--root", str(root), "--out", str(out)])
     text = out.read_text()
@@ -44,7 +50,8 @@ def test_tables_csv_and_bar_verdicts(tmp_path):
     assert "ours -80.0, met." in text
     assert "ours 200.0, **not met**." in text
     assert "## AntVel\n\nNot run yet." in text
-    assert "| MAML-TRPO (published; ours not run yet) | | 8.7 | 499.2 |" in text
+    assert "| MAML-TRPO (published; ours training, iteration 2 of 300) | | 8.7 | 499.2 |" in text
+    assert "| pretrained (published; ours not run yet) | | -158.0 |" in text
     with (root / "halfcheetah_vel.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["learner", "inner_steps", "mean_return", "stderr_return", "n_tasks",

@@ -228,3 +228,43 @@ def test_the_trained_learner_loads_and_the_exporter_rebuilds_it(tmp_path):
     again = metarl.load_learner(out / "learner.pt")
     assert all(torch.equal(again.state_dict()[k], v) for k, v in trained.items())
     assert describe(again) == describe(learner)
+
+
+def test_snapshots_keep_the_learner_of_their_iteration(tmp_path):
+    """--snapshot-every n keeps the learner after every n-th iteration, loadable like
+    learner.pt; the last one is the final learner, an earlier one differs from it; a resumed
+    run may change the frequency (it does not change training)."""
+    exp = load_experiment("maml_rl")
+    out = tmp_path / "run"
+    args = [*TINY, "--checkpoint-every", "1", "--out", str(out)]
+    exp.main([*args, "--iterations", "2", "--snapshot-every", "1"])
+    final = metarl.load_learner(out / "learner.pt").state_dict()
+    second = metarl.load_learner(exp.snapshot_path(out, 2)).state_dict()
+    first = metarl.load_learner(exp.snapshot_path(out, 1))
+    assert all(torch.equal(second[k], v) for k, v in final.items())
+    assert any(not torch.equal(first.state_dict()[k], v) for k, v in final.items())
+    assert load_checkpoint(exp.snapshot_path(out, 1))["extra"]["iterations"] == 1
+    exp.main([*args, "--iterations", "4", "--snapshot-every", "2", "--resume"])
+    kept = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert kept == ["learner-00001.pt", "learner-00002.pt", "learner-00004.pt"]
+
+
+def test_curvature_check_compares_steps_on_the_same_tasks_and_episodes(tmp_path):
+    """Each row starts from the checkpoint's weights on the same tasks and episodes, so two
+    rows with the same curvature estimate are the same step; a non-TRPO run is refused."""
+    exp = load_experiment("maml_rl")
+    out = tmp_path / "run"
+    exp.main([*TINY, "--tasks-per-batch", "4", "--horizon", "10", "--iterations", "1",
+              "--out", str(out)])  # fmt: skip
+    check = load_experiment("trpo_curvature_check")
+    rows = check.main(["--run", str(out), "--batches", "2", "--fisher-every", "1", "1", "4"])
+    assert [r["fisher_every"] for r in rows] == [1, 1, 4, 1, 1, 4]
+    for batch in (rows[:3], rows[3:]):
+        same = ("step_fraction", "kl", "surrogate_gain")
+        assert all(batch[0][k] == batch[1][k] for k in same)
+        assert batch[0]["kl"] <= 0.01 and batch[0]["surrogate_gain"] >= 0
+    assert rows[0]["surrogate_gain"] != rows[3]["surrogate_gain"]  # another meta-batch
+    reptile = tmp_path / "reptile"
+    exp.main([*TINY, "--learner", "reptile", "--iterations", "1", "--out", str(reptile)])
+    with pytest.raises(SystemExit, match="not TRPO"):
+        check.main(["--run", str(reptile)])

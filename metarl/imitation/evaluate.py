@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from metarl.core.adapt import InnerLoss
 from metarl.core.learners import MetaLearner
 from metarl.core.params import Params, detach_params
 from metarl.imitation.losses import DemoData, bc_loss
@@ -17,20 +18,21 @@ from metarl.rl.sampler import MultiTaskSampler
 
 def adapted_rollouts(
     learner: MetaLearner,
-    support: DemoData,
+    support: Any,
     tasks: Sequence[Mapping[str, Any]],
     sampler: MultiTaskSampler,
     steps: int | None = None,
+    inner_loss: InnerLoss | None = None,
 ) -> Episodes:
-    """Episodes of ``learner``'s policy after ``steps`` (default its ``eval_steps``)
-    behaviour-cloning steps on each task's ``support`` demonstrations, rolled out by
-    ``sampler`` with the policy's most likely actions (``sampler.episodes_per_task`` per
-    task). ``support`` and ``tasks`` are in the same order; ``steps=0`` rolls out the
-    unadapted policy."""
+    """Episodes of ``learner``'s policy after ``steps`` (default its ``eval_steps``) steps
+    of ``inner_loss`` (default behaviour cloning, on ``DemoData``) on each task's
+    ``support`` demonstrations, rolled out by ``sampler`` with the policy's most likely
+    actions (``sampler.episodes_per_task`` per task). ``support`` and ``tasks`` are in the
+    same order; ``steps=0`` rolls out the unadapted policy."""
     policy = learner.model
     with torch.no_grad():  # the inner gradients are taken regardless (torch.func)
         adapted = learner.adapt_batch(
-            bc_loss(policy),
+            bc_loss(policy) if inner_loss is None else inner_loss,
             support,
             steps=learner.eval_steps if steps is None else steps,
             first_order=True,

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from metarl.imitation.demos import Demonstrations, load_demos
+from metarl.imitation.inverse_dynamics import Transitions, transitions
 from metarl.imitation.losses import DemoData
 from metarl.rl.sampler import action_box_affine
 
@@ -47,6 +48,7 @@ class DemoTasks:
             actions = (actions - torch.as_tensor(center)) / torch.as_tensor(half)
             actions = actions * demos.mask.unsqueeze(-1)
         self.env_id = env_id
+        self._center, self._half = center, half
         self.demonstrations = demos
         self.tasks = demos.tasks
         self._data = DemoData(demos.observations, actions, demos.mask)
@@ -64,6 +66,11 @@ class DemoTasks:
     def num_tasks(self) -> int:
         return len(self.tasks)
 
+    def transitions(self) -> Transitions:
+        """Every demonstrated transition ``[tasks, demos, horizon, ...]`` with the action
+        *taken* (in the policy's scale), for an inverse-dynamics model."""
+        return transitions(self.demonstrations, self._center, self._half)
+
     def sample(
         self,
         tasks: int,
@@ -72,7 +79,8 @@ class DemoTasks:
     ) -> tuple[DemoData, DemoData]:
         """``tasks`` distinct tasks (or the given ``task_ids``), each with ``k_support`` and
         ``k_query`` distinct demonstrations: ``(support, query)``, leading task dimension.
-        The chosen ids are in ``last_task_ids``."""
+        The chosen ids are in ``last_task_ids``, the support demonstrations' indices
+        ``[tasks, k_support]`` in ``last_support_ids``."""
         k_support, k_query = demos_per_task
         available = self.demonstrations.demos_per_task
         if k_support < 1 or k_query < 0 or k_support + k_query > available:
@@ -90,6 +98,7 @@ class DemoTasks:
         support_cols = torch.as_tensor(order[:, :k_support])
         query_cols = torch.as_tensor(order[:, k_support : k_support + k_query])
         self.last_task_ids = task_ids
+        self.last_support_ids = support_cols
         return (
             DemoData(*(t[rows, support_cols] for t in self._data)),
             DemoData(*(t[rows, query_cols] for t in self._data)),
