@@ -4,8 +4,12 @@ Reads ``<root>/<distribution>/<learner>-seed<seed>/results.json`` (written by
 ``experiments/mil.py``) and writes one table per distribution: the expert on the held-out
 tasks, the MIL learners after one and after the most adaptation steps evaluated, and the
 behaviour-cloning baselines, each as mean return ± standard error over the held-out tasks
-with its success rate, and the bar verdicts (MIL within 15% of the expert's return, and
-above both cloning baselines). A hand-written notes file may be appended.
+with its success rate and whether it saw the held-out demonstration's actions, and the bar
+verdicts (MIL within 15% of the expert's return and above both cloning baselines;
+domain-adaptive meta-learning above its own policy before adapting and above the
+inverse-dynamics baseline). A meta-RL run (``experiments/maml_rl.py``, its folder named
+``metarl-<learner>-seed<seed>``) is listed beside them, adapted on episodes of its own
+instead of a demonstration. A hand-written notes file may be appended.
 
     python experiments/imitation_report.py --notes experiments/results/imitation/README.md
 """
@@ -13,6 +17,7 @@ above both cloning baselines). A hand-written notes file may be appended.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +27,11 @@ NAMES = {
     "maml": "MIL (MAML)", "fomaml": "MIL (FOMAML)", "metasgd": "MIL (Meta-SGD)",
     "reptile": "MIL (Reptile)", "multitask": "multi-task cloning, fine-tuned",
     "scratch": "cloning from scratch on the demonstration",
+    "daml": "domain-adaptive meta-learning", "invdyn": "inverse-dynamics labels, then cloning",
+    "metarl": "meta-RL MAML-TRPO (no demonstration)",
 }  # fmt: skip
-BASELINES = ("multitask", "scratch")
+BASELINES = ("multitask", "scratch")  # MIL's; "invdyn" is domain-adaptive learning's
+CLONED_ONCE = ("scratch", "invdyn")  # one row: a fresh policy cloned on the demonstration
 BAR = 0.15  # MIL within 15% of the expert's return
 
 
@@ -37,7 +45,25 @@ class Settings:
 
 
 def cell(score: dict) -> str:
-    return f"{score['mean']:.2f} ± {score['stderr']:.2f} ({score['success']:.0%})"
+    success = "-" if score.get("success") is None else f"{score['success']:.0%}"
+    return f"{score['mean']:.2f} ± {score['stderr']:.2f} ({success})"
+
+
+def from_meta_rl(path: Path) -> dict:
+    """A ``maml_rl.py`` run's ``eval.json`` as a row: adapted on 20 episodes of its own per
+    step (rewards, no demonstration) on held-out tasks of the same distribution."""
+    r = json.loads(path.read_text())
+    n = r["n_tasks"]
+    after = {
+        str(k): {"mean": m, "stderr": s / math.sqrt(n), "success": None}
+        for k, m, s in zip(r["inner_steps"], r["mean_return"], r["std_return"])
+    }
+    episodes = r["settings"]["episodes_per_task"] * r["settings"]["horizon"]
+    return {
+        **{k: r[k] for k in ("env", "seed", "command", "machine", "date", "train_wall_s")},
+        "learner": "metarl", "n_tasks": n, "return_after_steps": after,
+        "settings": r["settings"], "test_demonstration": f"none ({episodes} env steps per step)",
+    }  # fmt: skip
 
 
 def after(result: dict, steps: str) -> dict:
@@ -48,7 +74,7 @@ def distribution_section(name: str, results: list[dict]) -> list[str]:
     """The Markdown of one distribution's runs."""
     order = list(NAMES)
     results.sort(key=lambda r: (order.index(r["learner"]), r["seed"]))
-    expert = results[0]["expert"]
+    expert = next(r["expert"] for r in results if "expert" in r)
     lines = [
         f"## {name}",
         "",
@@ -56,19 +82,21 @@ def distribution_section(name: str, results: list[dict]) -> list[str]:
         "rate in brackets), every row rolled out from the same start states, with the "
         "policy's most likely actions; adapted on one demonstration of each task.",
         "",
-        "| learner | seed | before adapting | after 1 step | after the most steps | "
-        "meta-training | train wall |",
-        "|---|---|---|---|---|---|---|",
-        f"| expert | | {cell(expert)} | | | | |",
+        "| learner | seed | demonstration | before adapting | after 1 step | "
+        "after the most steps | meta-training | train wall |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| expert | | | {cell(expert)} | | | | |",
     ]
     for r in results:
         steps = list(r["return_after_steps"])
-        one = "" if r["learner"] == "scratch" else cell(after(r, "1"))
+        one = "" if r["learner"] in CLONED_ONCE else cell(after(r, "1"))
         most = f"{cell(after(r, steps[-1]))} ({steps[-1]} steps)"
-        iterations = r["settings"]["iterations"] if r["learner"] != "scratch" else 0
+        iterations = r["settings"]["iterations"] if r["learner"] not in CLONED_ONCE else 0
+        demo = r.get("test_demonstration", "full")
+        demo = "with actions" if demo == "full" else demo
         lines.append(
-            f"| {NAMES[r['learner']]} | {r['seed']} | {cell(after(r, '0'))} | {one} | {most} "
-            f"| {iterations} iterations | {r['train_wall_s'] / 60:.1f} min |"
+            f"| {NAMES[r['learner']]} | {r['seed']} | {demo} | {cell(after(r, '0'))} | {one} "
+            f"| {most} | {iterations} iterations | {r['train_wall_s'] / 60:.1f} min |"
         )
     lines += ["", *verdicts(results, expert), "", "Commands (machine, date):", ""]
     lines += [f"- `{r['command']}` ({r['machine']}, {r['date']})" for r in results]
@@ -77,20 +105,36 @@ def distribution_section(name: str, results: list[dict]) -> list[str]:
 
 def baseline_return(result: dict) -> float:
     """A baseline's score: the multi-task policy after one step on the demonstration (as
-    MIL), the policy cloned from scratch after all its cloning steps."""
+    MIL), a policy cloned from scratch (on the demonstration's actions or on inferred ones)
+    after all its cloning steps."""
     steps = "1" if result["learner"] == "multitask" else list(result["return_after_steps"])[-1]
     return after(result, steps)["mean"]
 
 
 def verdicts(results: list[dict], expert: dict) -> list[str]:
-    """Whether each MIL learner meets the bars after one step."""
+    """Whether each MIL learner, and domain-adaptive meta-learning, meets its bars after
+    one step."""
     limit = expert["mean"] - BAR * abs(expert["mean"])
     baseline_best = max(
         (baseline_return(r) for r in results if r["learner"] in BASELINES), default=None
     )
+    invdyn = [baseline_return(r) for r in results if r["learner"] == "invdyn"]
     lines = []
     for r in results:
-        if r["learner"] in BASELINES:
+        if r["learner"] == "daml":
+            ours, before = after(r, "1")["mean"], after(r, "0")["mean"]
+            word = "above" if ours > before else "**not above**"
+            if invdyn:
+                beats = "above" if ours > max(invdyn) else "**not above**"
+                versus = f"{beats} the inverse-dynamics baseline ({max(invdyn):.2f})"
+            else:
+                versus = "no inverse-dynamics baseline run yet"
+            lines.append(
+                f"- {NAMES['daml']}, seed {r['seed']}: {ours:.2f} after one step on the "
+                f"observation-only demonstration; {word} its policy before adapting "
+                f"({before:.2f}); {versus}."
+            )
+        if r["learner"] in (*BASELINES, "daml", "invdyn", "metarl"):
             continue
         ours = after(r, "1")["mean"]
         near = "met" if ours >= limit else "**not met**"
@@ -112,6 +156,8 @@ def main(argv: list[str] | None = None) -> Path:
     by_distribution: dict[str, list[dict]] = {}
     for path in sorted(root.glob("*/*-seed*/results.json")):
         by_distribution.setdefault(path.parent.parent.name, []).append(json.loads(path.read_text()))
+    for path in sorted(root.glob("*/metarl-*-seed*/eval.json")):
+        by_distribution.setdefault(path.parent.parent.name, []).append(from_meta_rl(path))
     lines = ["# Meta-imitation: return after adapting on one demonstration", ""]
     for results in by_distribution.values():
         lines += distribution_section(results[0]["env"], results)

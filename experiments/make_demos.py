@@ -9,8 +9,10 @@ around its path, which behaviour cloning needs). Held-out data come from another
     python experiments/make_demos.py --env metarl/Navigation2D-v0 --tasks 40 \\
         --demos-per-task 1 --seed 1 --out demos/navigation2d-test
 
-Prints the expert's mean return. The dataset records the command that made it; an existing
-folder is refused unless ``--overwrite``.
+Distributions without a scripted expert take a trained one: ``--expert-policy`` names the
+``learner.pt`` of an oracle run (``maml_rl.py --learner oracle``, the task in its
+observation). Prints the expert's mean return. The dataset records the command that made
+it; an existing folder is refused unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -40,22 +42,31 @@ class Settings:
     horizon: Count = 100  # steps per demonstration at most
     noise: Annotated[float, Check(lambda x: x >= 0, "must be >= 0")] = 0.0  # action noise
     seed: int = 0  # seeds the tasks and the noise
+    expert_policy: str | None = None
+    """learner.pt of an oracle run of --env (maml_rl.py --learner oracle) to act as the
+    expert; default: the distribution's scripted expert"""
     overwrite: bool = False  # replace a dataset already at --out
 
 
 def expert_for(s: Settings) -> nn.Module:
     """The expert of ``--env``; a clear error for a distribution that has none yet."""
     try:
-        return make_expert(s.env, noise=s.noise)
+        return make_expert(s.env, noise=s.noise, policy=s.expert_policy)
     except KeyError as err:
         raise SystemExit(err.args[0]) from err
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"--expert-policy: {err}") from err
 
 
 def main(argv: list[str] | None = None) -> float:
     s = parse_settings(Settings, argv)
     demos = generate_demos(s.env, expert_for(s), s.tasks, s.demos_per_task, s.horizon, seed=s.seed)
     words = sys.argv[1:] if argv is None else argv
-    demos.info.update(noise=s.noise, command=shlex.join(["experiments/make_demos.py", *words]))
+    demos.info.update(
+        noise=s.noise,
+        expert_policy=s.expert_policy,
+        command=shlex.join(["experiments/make_demos.py", *words]),
+    )
     try:
         path = save_demos(demos, s.out, overwrite=s.overwrite)
     except FileExistsError as err:

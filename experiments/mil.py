@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
             for k in range(s.eval_max_steps + 1)
         }
     expert_sampler = MultiTaskSampler(s.env, 1, horizon, seed=s.eval_seed, task_in_observation=True)
-    expert_episodes = expert_sampler.sample(test.tasks, make_expert(s.env), deterministic=True)
+    expert = make_expert(s.env, policy=held_out.info.get("expert_policy"))
+    expert_episodes = expert_sampler.sample(test.tasks, expert, deterministic=True)
     results = {
         "learner": s.learner,
         "env": s.env,

@@ -24,17 +24,44 @@ def test_table_and_verdicts(tmp_path):
         "fomaml": {0: -40.0, 1: -20.0},  # neither
         "multitask": {0: -30.0, 1: -10.0},
         "scratch": {0: -80.0, 500: -50.0},  # its step 0 (untrained) must not count
+        "daml": {0: -30.0, 1: -8.0},  # above its start and the inverse-dynamics baseline
+        "invdyn": {0: -80.0, 500: -12.0},  # not a MIL baseline: -12 < -10 changes nothing
     }
     for learner, after in runs.items():
         folder = tmp_path / "nav" / f"{learner}-seed0"
         folder.mkdir(parents=True)
-        (folder / "results.json").write_text(json.dumps(_result(learner, after)))
+        result = _result(learner, after)
+        if learner in ("daml", "invdyn"):
+            result["test_demonstration"] = "observations only"
+        (folder / "results.json").write_text(json.dumps(result))
+    meta_rl = tmp_path / "nav" / "metarl-maml-trpo-seed0"  # a maml_rl.py run's eval.json
+    meta_rl.mkdir()
+    (meta_rl / "eval.json").write_text(json.dumps({
+        "env": "metarl/Navigation2DRandomStart-v0", "learner": "maml-trpo", "seed": 0,
+        "inner_steps": [0, 1], "mean_return": [-30.0, -6.0], "std_return": [4.0, 2.0],
+        "n_tasks": 4, "command": "python experiments/maml_rl.py", "machine": "x86_64",
+        "date": "2026-12-06", "train_wall_s": 600.0,
+        "settings": {"iterations": 200, "episodes_per_task": 20, "horizon": 100},
+    }))  # fmt: skip
     out = load_experiment("imitation_report").main(
         ["--root", str(tmp_path), "--out", str(tmp_path / "imitation.md")]
     )
     text = out.read_text()
-    assert "| expert | | -1.00 ± 0.10 (100%) |" in text
-    assert "| MIL (MAML) | 0 | -40.00 ± 0.10 (50%) | -1.10 ± 0.10 (50%) | -1.05" in text
+    assert "| expert | | | -1.00 ± 0.10 (100%) |" in text
+    assert (
+        "| MIL (MAML) | 0 | with actions | -40.00 ± 0.10 (50%) | -1.10 ± 0.10 (50%) | -1.05" in text
+    )
+    assert "| inverse-dynamics labels, then cloning | 0 | observations only | -80.00" in text
+    assert (
+        "| meta-RL MAML-TRPO (no demonstration) | 0 | none (2000 env steps per step) | "
+        "-30.00 ± 2.00 (-) | -6.00 ± 1.00 (-) |"
+    ) in text  # standard errors: std / sqrt(4 tasks); not a MIL row in the verdicts
     maml, fomaml = (line for line in text.splitlines() if line.startswith("- MIL"))
     assert "(>= -1.15): met; above the best cloning baseline (-10.00)" in maml
     assert "**not met**; **not above** the best cloning baseline (-10.00)" in fomaml
+    (daml,) = (line for line in text.splitlines() if line.startswith("- domain-adaptive"))
+    assert "-8.00 after one step" in daml
+    assert (
+        "above its policy before adapting (-30.00); above the inverse-dynamics baseline "
+        "(-12.00)" in daml
+    )

@@ -96,3 +96,33 @@ def test_observation_only_learners_never_read_the_held_out_actions(datasets, tmp
         trained = metarl.load_learner(tmp_path / "real" / "learner.pt")
         assert type(trained).__name__ == "DomainAdaptiveMAML"
         assert trained.observation_loss.convs[0].weight.abs().sum() > 0
+
+
+def test_an_oracle_run_acts_as_the_expert_of_its_distribution(tmp_path):
+    """make_demos --expert-policy rolls out an oracle run's policy (its mean, clipped to the
+    action range, plus the asked-for noise), records the path, and refuses a learner that
+    does not see the task or was trained on another distribution."""
+    maml_rl, make_demos = load_experiment("maml_rl"), load_experiment("make_demos")
+    tiny = "--tasks-per-batch 2 --episodes-per-task 2 --horizon 5 --hidden 8 --eval-tasks 2 "
+    tiny += "--eval-steps 1 --threads 1 --iterations 1"
+    for learner in ("oracle", "maml-trpo"):
+        maml_rl.main([*tiny.split(), "--learner", learner, "--out", str(tmp_path / learner)])
+    oracle = str(tmp_path / "oracle" / "learner.pt")
+    make_demos.main(["--tasks", "3", "--demos-per-task", "1", "--horizon", "20",
+                     "--expert-policy", oracle, "--out", str(tmp_path / "demos")])  # fmt: skip
+    demos = load_demos(tmp_path / "demos")
+    assert demos.info["expert_policy"] == oracle
+    policy = metarl.load_learner(oracle).model
+    obs = demos.observations[:, 0]
+    tasks = torch.tensor([[t["goal"][0], t["goal"][1]] for t in demos.tasks], dtype=obs.dtype)
+    with torch.no_grad():
+        mean = policy(torch.cat([obs, tasks[:, None].expand(-1, obs.shape[1], -1)], -1))[0]
+    labels = demos.expert_actions[:, 0] / 0.1  # the policy's scale: Navigation2D's box is 0.1
+    keep = demos.mask[:, 0] > 0
+    torch.testing.assert_close(labels[keep], mean.clamp(-1, 1)[keep])
+    blind = str(tmp_path / "maml-trpo" / "learner.pt")
+    with pytest.raises(SystemExit, match="task_in_observation=False"):
+        make_demos.main(["--expert-policy", blind, "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="trained on metarl/Navigation2D-v0"):
+        make_demos.main(["--env", "metarl/Navigation2DRandomStart-v0", "--expert-policy",
+                         oracle, "--out", str(tmp_path / "y")])  # fmt: skip

@@ -9,39 +9,32 @@ mapped onto the environment's action box by the sampler.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import Tensor, nn
 
+from metarl.learners import load_learner
+from metarl.utils.checkpoint import load_checkpoint
 
-class Navigation2DExpert(nn.Module):
-    """Scripted Navigation2D expert: the largest allowed move straight at the goal.
 
-    Observations are ``[x, y, goal_x, goal_y]``; the most likely action is the offset to the
-    goal in units of the largest move (``max_step``, 0.1 by default), clipped to [-1, 1] per
-    axis, so the point moves at full speed along both axes until an axis is within one step
-    of the goal, then lands on it. With ``noise > 0`` the actions it takes (``sample``) add
-    Gaussian noise of that standard deviation (clipped to [-1, 1]): demonstrations then
-    visit states around the expert's path, each labelled with the expert's action there
-    (noise injection, as in DART, Laskey et al. 2017), which behaviour cloning needs to learn
-    to recover and stop. ``noise=0`` acts exactly.
-    """
+class _NoisyExpert(nn.Module):
+    """An expert whose most likely action is ``mean_action(obs)`` in [-1, 1]; the actions it
+    takes add Gaussian noise of standard deviation ``noise``, clipped to [-1, 1]."""
 
     discrete = False
 
-    def __init__(self, max_step: float = 0.1, noise: float = 0.0) -> None:
+    def __init__(self, noise: float = 0.0) -> None:
         super().__init__()
-        if not max_step > 0 or not noise >= 0:
-            raise ValueError(f"need max_step > 0 and noise >= 0, got {max_step}, {noise}")
-        self.max_step, self.noise = float(max_step), float(noise)
+        if not noise >= 0:
+            raise ValueError(f"need noise >= 0, got {noise}")
+        self.noise = float(noise)
+
+    def mean_action(self, obs: Tensor) -> Tensor:
+        raise NotImplementedError
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        if obs.shape[-1] != 4:
-            raise ValueError(
-                "Navigation2DExpert needs [x, y, goal_x, goal_y] observations (a sampler with "
-                f"task_in_observation=True), got {obs.shape[-1]} features"
-            )
-        mean = ((obs[..., 2:] - obs[..., :2]) / self.max_step).clamp(-1.0, 1.0)
+        mean = self.mean_action(obs).clamp(-1.0, 1.0)
         log_std = math.log(self.noise) if self.noise > 0 else -math.inf
         return mean, torch.full_like(mean, log_std)
 
@@ -59,17 +52,78 @@ class Navigation2DExpert(nn.Module):
         return dist[0]
 
 
+class Navigation2DExpert(_NoisyExpert):
+    """Scripted Navigation2D expert: the largest allowed move straight at the goal.
+
+    Observations are ``[x, y, goal_x, goal_y]``; the most likely action is the offset to the
+    goal in units of the largest move (``max_step``, 0.1 by default), clipped to [-1, 1] per
+    axis, so the point moves at full speed along both axes until an axis is within one step
+    of the goal, then lands on it. With ``noise > 0`` the actions it takes (``sample``) add
+    Gaussian noise of that standard deviation (clipped to [-1, 1]): demonstrations then
+    visit states around the expert's path, each labelled with the expert's action there
+    (noise injection, as in DART, Laskey et al. 2017), which behaviour cloning needs to learn
+    to recover and stop. ``noise=0`` acts exactly.
+    """
+
+    def __init__(self, max_step: float = 0.1, noise: float = 0.0) -> None:
+        super().__init__(noise)
+        if not max_step > 0:
+            raise ValueError(f"need max_step > 0, got {max_step}")
+        self.max_step = float(max_step)
+
+    def mean_action(self, obs: Tensor) -> Tensor:
+        if obs.shape[-1] != 4:
+            raise ValueError(
+                "Navigation2DExpert needs [x, y, goal_x, goal_y] observations (a sampler with "
+                f"task_in_observation=True), got {obs.shape[-1]} features"
+            )
+        return (obs[..., 2:] - obs[..., :2]) / self.max_step
+
+
+class PolicyExpert(_NoisyExpert):
+    """A trained policy that sees the task (an oracle run of ``experiments/maml_rl.py``) as
+    an expert: its most likely action, clipped to [-1, 1], with Gaussian noise of
+    ``noise`` on the actions it takes (not its own learned spread)."""
+
+    def __init__(self, policy: nn.Module, noise: float = 0.0) -> None:
+        super().__init__(noise)
+        self.policy = policy.eval()
+
+    def mean_action(self, obs: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.policy(obs)[0]
+
+
+def load_policy_expert(path: str | os.PathLike, env_id: str, noise: float = 0.0) -> PolicyExpert:
+    """The policy of the learner saved at ``path`` as ``env_id``'s expert; a ``ValueError``
+    if it was trained on another distribution or without the task in its observation."""
+    extra = load_checkpoint(path).get("extra", {})
+    if extra.get("env") != env_id or not extra.get("task_in_observation"):
+        raise ValueError(
+            f"{path} is not an expert for {env_id}: it was trained on {extra.get('env')} with "
+            f"task_in_observation={extra.get('task_in_observation')} (an oracle run of that "
+            "distribution is)"
+        )
+    return PolicyExpert(load_learner(path).model, noise)
+
+
 SCRIPTED_EXPERTS = {
     "metarl/Navigation2D-v0": Navigation2DExpert,
     "metarl/Navigation2DRandomStart-v0": Navigation2DExpert,
 }
 
 
-def make_expert(env_id: str, noise: float = 0.0) -> nn.Module:
-    """The scripted expert of ``env_id`` acting with ``noise``; ``KeyError`` naming the
-    distributions that have one."""
+def make_expert(
+    env_id: str, noise: float = 0.0, policy: str | os.PathLike | None = None
+) -> nn.Module:
+    """``env_id``'s expert acting with ``noise``: the trained policy saved at ``policy``
+    (``load_policy_expert``) if given, else the distribution's scripted expert; a
+    ``KeyError`` naming the distributions that have one if it has none."""
+    if policy is not None:
+        return load_policy_expert(policy, env_id, noise)
     if env_id not in SCRIPTED_EXPERTS:
         raise KeyError(
-            f"no expert for {env_id} yet; {' and '.join(SCRIPTED_EXPERTS)} have a scripted one"
+            f"no expert for {env_id} yet; {' and '.join(SCRIPTED_EXPERTS)} have a scripted "
+            "one, and a distribution's oracle run gives one (--expert-policy)"
         )
     return SCRIPTED_EXPERTS[env_id](noise=noise)
