@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -40,6 +41,7 @@ from typing import Annotated, Literal
 import gymnasium as gym
 import numpy as np
 import torch
+from tqdm import tqdm
 
 import metarl
 from metarl.core import TRPO, MetaLearner
@@ -83,7 +85,10 @@ LEARNERS: dict[str, tuple[str, Literal["trpo", "adam", "sgd"], int | None]] = {
 }
 # Settings of the final evaluation only: a finished run may be evaluated again with --resume
 # and other values (its eval.json records the ones used), as the committed runs were.
-EVALUATION = ("eval_tasks", "eval_steps", "eval_seed", "later_step_scales", "val_tasks", "val_seed")
+EVALUATION = (
+    "eval_tasks", "eval_steps", "eval_seed", "later_step_scales", "val_tasks", "val_seed",
+    "select_snapshot",
+)  # fmt: skip
 # Settings a resumed run may change: those, the run flags, the folder itself, the thread counts
 # and the number of iterations (a run continues to a larger one; nothing else depends on it).
 RESUME_IGNORES = (
@@ -128,8 +133,12 @@ class Settings:
     eval_steps: Annotated[int, NonNegative] = 3  # adaptation steps at test time
     later_step_scales: Annotated[tuple[float, ...], Positive] = (1.0, 0.5, 0.25, 0.1)
     """Sizes of test steps 2+ to try, as fractions of step 1's; chosen on --val-tasks tasks"""
-    val_tasks: Annotated[int, Positive] = 20  # validation tasks for choosing the later-step scale
+    val_tasks: Annotated[int, Positive] = 20
+    """validation tasks for choosing the later-step scale (and --select-snapshot's iteration)"""
     val_seed: int = 4321  # seed of the validation tasks and their episodes
+    select_snapshot: bool = False
+    """also evaluate the snapshot (--snapshot-every) that adapts best in one step on the
+    validation tasks, as the MAML paper's curves came from one chosen snapshot"""
     seed: int = 0  # seed of the initialisation and of the training tasks and episodes
     eval_seed: int = 1234  # seed of the held-out tasks and their episodes
     out: str | None = None  # run folder; None: runs/<env name>/<learner>-seed<seed>
@@ -193,6 +202,41 @@ def load_run(folder: str | Path) -> tuple[Settings, MetaLearner, Outer, int]:
     learner, outer = build_learner(s)
     learner.load_state_dict(checkpoint["state"]["trainer"]["learner"])
     return s, learner, outer, int(checkpoint["iteration"])
+
+
+def best_snapshot(
+    s: Settings,
+    trainer: MetaRLTrainer,
+    make_sampler: Callable[[int], MultiTaskSampler],
+    val_tasks: list[dict],
+    eval_tasks: list[dict],
+) -> dict:
+    """Score every snapshot of the run after one step on ``val_tasks``, evaluate the best on
+    ``eval_tasks`` like the final learner, and put the final weights back. Returns what
+    eval.json records of it; ``SystemExit`` if the run kept no snapshots."""
+    paths = sorted((Path(s.out) / "snapshots").glob("learner-*.pt"))
+    if not paths:
+        raise SystemExit(
+            f"--select-snapshot: {s.out} has no snapshots (train with --snapshot-every)"
+        )
+    final = {k: v.clone() for k, v in trainer.learner.state_dict().items()}
+    scores = {}
+    for path in tqdm(paths, desc="snapshots on validation tasks", disable=None):
+        iteration = int(path.stem.split("-")[1])
+        trainer.learner.load_state_dict(metarl.load_learner(path).state_dict())
+        trainer.sampler = make_sampler(s.val_seed)
+        scores[iteration] = trainer.evaluate(val_tasks, 1)[-1].mean().item()
+    best = max(scores, key=lambda k: scores[k])
+    trainer.learner.load_state_dict(metarl.load_learner(snapshot_path(s.out, best)).state_dict())
+    trainer.sampler = make_sampler(s.eval_seed)
+    returns = trainer.evaluate(eval_tasks, s.eval_steps)
+    trainer.learner.load_state_dict(final)
+    return {
+        "selected_iteration": best,
+        "validation_return_after_1_step": {str(k): round(v, 3) for k, v in scores.items()},
+        "mean_return_selected": returns.mean(1).tolist(),
+        "std_return_selected": returns.std(1).tolist(),
+    }
 
 
 def snapshot_path(out: str | Path, iteration: int) -> Path:
@@ -303,6 +347,9 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
             scaled = trainer.evaluate(eval_tasks, s.eval_steps, (1.0, best))
             later["mean_return_later_scaled"] = scaled.mean(1).tolist()
             later["std_return_later_scaled"] = scaled.std(1).tolist()
+    if s.select_snapshot and not oracle:
+        val_tasks = draw_tasks(s.val_tasks, s.val_seed)
+        later.update(best_snapshot(s, trainer, make_sampler, val_tasks, eval_tasks))
     result = {
         "env": s.env,
         "learner": s.learner,
@@ -325,6 +372,12 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
         + ", ".join(f"{k} step(s): {r:.2f}" for k, r in enumerate(result["mean_return"]))
         + f"; trained {s.iterations} iterations in {train_wall / 60:.1f} min"
     )
+    if "selected_iteration" in later:
+        print(
+            f"snapshot of iteration {later['selected_iteration']} (best in one step on "
+            f"{s.val_tasks} validation tasks): "
+            + ", ".join(f"{r:.2f}" for r in later["mean_return_selected"])
+        )
     if "mean_return_later_scaled" in later:
         print(
             f"with steps 2+ at {later['later_step_scale']} of the first step's size (chosen on "

@@ -10,7 +10,7 @@ import pytest
 from helpers import load_experiment
 
 
-def _run(folder, learner, means, stds, seed=0, iterations=3, scaled=None):
+def _run(folder, learner, means, stds, seed=0, iterations=3, scaled=None, selected=None):
     folder.mkdir(parents=True)
     result = {
         "learner": learner, "inner_steps": list(range(len(means))), "mean_return": means,
@@ -20,6 +20,9 @@ def _run(folder, learner, means, stds, seed=0, iterations=3, scaled=None):
     if scaled:
         result.update(later_step_scale=0.25, mean_return_later_scaled=scaled,
                       std_return_later_scaled=stds)  # fmt: skip
+    if selected:
+        result.update(selected_iteration=2, mean_return_selected=selected,
+                      std_return_selected=stds)  # fmt: skip
     (folder / "eval.json").write_text(json.dumps(result))
     rows = "\n".join(f"{i + 1},1000,{-10 - i},{-5 - i}" for i in range(iterations))
     (folder / "metrics.csv").write_text("step,env_steps,return_before,return_after\n" + rows + "\n")
@@ -30,7 +33,8 @@ def test_tables_csv_and_bar_verdicts(tmp_path):
     _run(root / "halfcheetah_vel" / "maml-trpo-seed0", "maml-trpo", [-130.0, -80.0, -70.0, -65.0],
          [20.0, 10.0, 8.0, 6.0], scaled=[-130.0, -80.0, -60.0, -55.0])  # fmt: skip
     _run(root / "halfcheetah_vel" / "oracle-seed0", "oracle", [-50.0, -200.0], [2.0, 9.0])
-    _run(root / "halfcheetah_dir" / "maml-trpo-seed0", "maml-trpo", [0.0, 200.0], [4.0, 4.0])
+    _run(root / "halfcheetah_dir" / "maml-trpo-seed0", "maml-trpo", [0.0, 200.0], [4.0, 4.0],
+         selected=[10.0, 280.0])  # fmt: skip
     _run(root / "ant_dir" / "oracle-seed0", "oracle", [500.0], [4.0])  # no MAML run there yet
     training = root / "ant_dir" / "maml-trpo-seed1"  # still training: metrics, no eval.json
     training.mkdir()
@@ -48,7 +52,14 @@ def test_tables_csv_and_bar_verdicts(tmp_path):
     assert "| oracle (not adapted) | 0 | -50.0 ± 1.0 |  |  |  | 3 |" in text  # no adapted cells
     # -80 is within 10% of the published -78.6 (>= -86.5); 200 is not within 10% of 293.2
     assert "ours -80.0, met." in text
-    assert "ours 200.0, **not met**." in text
+    # the chosen snapshot's 280 is within 10% of 293.2 (>= 263.9); the final iteration's not
+    assert (
+        "| MAML-TRPO [iteration 2, chosen on validation] | 0 | 10.0 ± 2.0 | 280.0 ± 2.0 |" in text
+    )
+    assert (
+        "ours 280.0 (the snapshot of iteration 2, chosen on validation tasks; the final "
+        "iteration's: 200.0), met." in text
+    )
     assert "## AntVel\n\nNot run yet." in text
     assert "| MAML-TRPO (published; ours training, iteration 2 of 300) | | 8.7 | 499.2 |" in text
     assert "| pretrained (published; ours not run yet) | | -158.0 |" in text

@@ -268,3 +268,27 @@ def test_curvature_check_compares_steps_on_the_same_tasks_and_episodes(tmp_path)
     exp.main([*TINY, "--learner", "reptile", "--iterations", "1", "--out", str(reptile)])
     with pytest.raises(SystemExit, match="not TRPO"):
         check.main(["--run", str(reptile)])
+
+
+def test_select_snapshot_evaluates_the_best_snapshot_on_validation_tasks(tmp_path):
+    """--select-snapshot scores every snapshot after one step on the validation tasks and
+    evaluates the best like the final learner (the same numbers when it is the final one);
+    a run without snapshots is refused, naming the flag that makes them."""
+    exp = load_experiment("maml_rl")
+    out = tmp_path / "run"
+    args = [*TINY, "--checkpoint-every", "1", "--val-tasks", "3", "--out", str(out)]
+    final = exp.main([*args, "--iterations", "3", "--snapshot-every", "1"])
+    chosen = exp.main([*args, "--iterations", "3", "--select-snapshot", "--resume"])
+    scores = chosen["validation_return_after_1_step"]
+    assert set(scores) == {"1", "2", "3"}
+    best = chosen["selected_iteration"]
+    assert scores[str(best)] == max(scores.values())
+    assert chosen["mean_return"] == final["mean_return"]  # the final learner, as before
+    if best == 3:
+        assert chosen["mean_return_selected"] == final["mean_return"]
+    again = exp.main([*args, "--iterations", "3", "--select-snapshot", "--resume"])
+    assert again["mean_return_selected"] == chosen["mean_return_selected"]
+    bare = tmp_path / "bare"
+    exp.main([*TINY, "--iterations", "1", "--out", str(bare)])
+    with pytest.raises(SystemExit, match="no snapshots.*--snapshot-every"):
+        exp.main([*TINY, "--iterations", "1", "--select-snapshot", "--resume", "--out", str(bare)])
