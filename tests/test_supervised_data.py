@@ -14,6 +14,7 @@ from metarl.supervised.data.omniglot import (
     SPLITS,
     load_image,
     load_omniglot,
+    protocol_classes,
     split_seed,
     subset_classes,
     with_rotations,
@@ -64,6 +65,34 @@ def test_missing_and_corrupt_files_are_named(fake_root, tmp_path):
         load_omniglot("test", fake_root, use_cache=False)
     with pytest.raises(ValueError, match="split"):
         load_omniglot("meta-test", fake_root)
+
+
+@pytest.mark.parametrize("protocol", ["vinyals", "lake"])
+def test_full_protocols_split_characters_without_overlap(protocol):
+    splits = protocol_classes(protocol, [964, 659], seed=3, val_characters=100)
+    sizes = {name: len(chars) for name, chars in splits.items()}
+    expected = {"vinyals": (1100, 100, 423), "lake": (864, 100, 659)}[protocol]
+    assert (sizes["train"], sizes["val"], sizes["test"]) == expected
+    sets = [set(chars) for chars in splits.values()]
+    assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1 :])
+    assert len(set().union(*sets)) == 964 + 659  # every character in exactly one split
+    if protocol == "lake":  # the background set trains, the evaluation set tests
+        assert {s for s, _ in splits["test"]} == {1} and {s for s, _ in splits["train"]} == {0}
+    else:  # pooled: both sets on both sides
+        assert {s for s, _ in splits["train"]} == {s for s, _ in splits["test"]} == {0, 1}
+    assert protocol_classes(protocol, [964, 659], seed=3) == splits
+    other = protocol_classes(protocol, [964, 659], seed=4)
+    assert other["val"] != splits["val"]  # the seed draws the split (lake: only its val share)
+    assert (other["test"] == splits["test"]) == (protocol == "lake")
+    with pytest.raises(ValueError, match="val_characters"):
+        protocol_classes(protocol, [964, 659], val_characters=5000)
+
+
+def test_full_protocols_name_the_missing_zip(fake_root):
+    with pytest.raises(FileNotFoundError, match="images_background.zip"):
+        load_omniglot("train", fake_root, protocol="vinyals")
+    with pytest.raises(ValueError, match="protocol"):
+        load_omniglot("train", fake_root, protocol="omniglot")
 
 
 def test_load_image_gives_the_learners_input(tmp_path):
@@ -208,3 +237,18 @@ def test_subset_classes_keeps_whole_classes_relabelled_and_reproducible():
     assert len(draws) > 1  # the seed picks the classes
     with pytest.raises(ValueError, match="count must lie in"):
         subset_classes(data, 7, seed=0)
+
+
+@pytest.mark.skipif(
+    not (omniglot.default_root() / omniglot.FULL_ZIP_FILES[0]).is_file(),
+    reason="the full Omniglot zips are not next to this checkout (set METARL_DATA)",
+)
+def test_real_full_omniglot_protocols():
+    for protocol, counts in (("vinyals", (1100, 100, 423)), ("lake", (864, 100, 659))):
+        loaded = [load_omniglot(split, protocol=protocol) for split in ("train", "val", "test")]
+        assert tuple(len(d.class_names) for d in loaded) == counts
+        for data in loaded:
+            assert set(np.bincount(data.labels).tolist()) == {20}  # 20 drawers per character
+            assert data.images.shape[1:] == (28, 28)
+        names = [set(d.class_names) for d in loaded]
+        assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])

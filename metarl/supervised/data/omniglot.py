@@ -1,12 +1,23 @@
-"""Omniglot (Lake et al., 2015) from the background zip files, with the project's split.
+"""Omniglot (Lake et al., 2015): the full data set and the two small background subsets.
 
 The zips hold 105x105 PNGs, black strokes on white, under ``<zip>/<alphabet>/<character>/``.
-Two small background sets are on this machine; Greek and Latin are in both and are read
-once. The split is by alphabet (``SPLITS``): meta-train, meta-val and meta-test share no
-character. Images are decoded with Pillow, resized, inverted (strokes = 1) and cached as one
-``.npz`` per split and size in a user cache directory, so a second load takes seconds.
+Three protocols (``load_omniglot(split, protocol=...)``), each with meta-train, meta-val and
+meta-test splits that share no character:
+
+- ``"small"`` (the default, the earlier results): the two small background subsets, split by
+  alphabet (``SPLITS``); Greek and Latin are in both and are read once.
+- ``"vinyals"``: the MAML / prototypical-network protocol. All 1,623 characters of the full
+  background and evaluation zips pooled, a permutation seeded by ``protocol_seed`` takes
+  1,200 for meta-training (the first ``val_characters`` of them held out as meta-val) and
+  leaves 423 for meta-test. Rotations as extra classes: ``with_rotations`` on the train split.
+- ``"lake"``: meta-train on the background set's 964 characters (a seeded ``val_characters``
+  of them held out as meta-val), meta-test on the evaluation set's 659.
+
+Images are decoded with Pillow, resized, inverted (strokes = 1) and cached as ``.npz`` files
+in a user cache directory, so a second load takes seconds.
 
     images, labels, names = load_omniglot("train")   # uint8 [N, 28, 28], int64 [N], [C]
+    test = load_omniglot("test", protocol="vinyals")  # 423 characters x 20 drawings
     x = load_image("some_character.png")              # float [1, 28, 28], what learners take
 """
 
@@ -16,7 +27,7 @@ import hashlib
 import io
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -28,6 +39,9 @@ from torch import Tensor
 from metarl.utils.data import data_root
 
 ZIP_FILES = ("images_background_small1.zip", "images_background_small2.zip")
+FULL_ZIP_FILES = ("images_background.zip", "images_evaluation.zip")  # 964 and 659 characters
+PROTOCOLS = ("small", "vinyals", "lake")
+VINYALS_TRAIN_CHARACTERS = 1200  # meta-train and meta-val together; the other 423 are meta-test
 SPLITS: dict[str, tuple[str, ...]] = {
     "train": ("Balinese", "Early_Aramaic", "Greek", "Korean", "Latin", "Japanese_(katakana)"),
     "val": ("Tagalog",),
@@ -79,27 +93,83 @@ def load_omniglot(
     root: str | Path | None = None,
     size: int = IMAGE_SIZE,
     use_cache: bool = True,
+    protocol: str = "small",
+    protocol_seed: int = 0,
+    val_characters: int = 100,
 ) -> LabelledImages:
-    """All images of one split (``"train"``, ``"val"`` or ``"test"``), one class per character.
+    """All images of one split (``"train"``, ``"val"`` or ``"test"``) of ``protocol`` (see the
+    module docstring), one class per character, labels ``0..C-1`` in sorted name order.
 
-    Raises ``FileNotFoundError`` naming a missing zip and ``ValueError`` naming a corrupt
-    zip or image.
+    ``protocol_seed`` and ``val_characters`` apply to the full-data protocols. Raises
+    ``FileNotFoundError`` naming a missing zip and ``ValueError`` naming a corrupt zip or
+    image.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
     root = Path(root) if root is not None else default_root()
-    zips = [root / name for name in ZIP_FILES]
+    if protocol == "small":
+        zips = _existing(root, ZIP_FILES)
+        name = f"omniglot-{split}-{size}-{_fingerprint(zips)}.npz"
+        return _cached(name, use_cache, lambda: _read_split(zips, SPLITS[split], size))
+    zips = _existing(root, FULL_ZIP_FILES)
+    sets = [
+        _cached(f"omniglot-full-{path.stem}-{size}-{_fingerprint([path])}.npz", use_cache,
+                lambda path=path: _read_split([path], None, size))
+        for path in zips
+    ]  # fmt: skip
+    chosen = protocol_classes(
+        protocol, [len(s.class_names) for s in sets], protocol_seed, val_characters
+    )[split]
+    return _select(sets, chosen)
+
+
+def protocol_classes(
+    protocol: str, set_sizes: Sequence[int], seed: int = 0, val_characters: int = 100
+) -> dict[str, list[tuple[int, int]]]:
+    """The characters of each split of a full-data protocol, as ``(set, class)`` pairs
+    (set 0: background, 1: evaluation; ``set_sizes`` their character counts), each split
+    sorted. Splits never share a character."""
+    background = [(0, c) for c in range(set_sizes[0])]
+    evaluation = [(1, c) for c in range(set_sizes[1])]
+    rng = np.random.default_rng(seed)
+    if protocol == "vinyals":
+        pooled = background + evaluation
+        order = [pooled[i] for i in rng.permutation(len(pooled))]
+        train, test = order[:VINYALS_TRAIN_CHARACTERS], order[VINYALS_TRAIN_CHARACTERS:]
+    elif protocol == "lake":
+        train = [background[i] for i in rng.permutation(len(background))]
+        test = evaluation
+    else:
+        raise ValueError(f"protocol_classes takes 'vinyals' or 'lake', got {protocol!r}")
+    if not 0 <= val_characters < len(train):
+        raise ValueError(f"val_characters must be in [0, {len(train)}), got {val_characters}")
+    return {
+        "train": sorted(train[val_characters:]),
+        "val": sorted(train[:val_characters]),
+        "test": sorted(test),
+    }
+
+
+def _existing(root: Path, names: Sequence[str]) -> list[Path]:
+    zips = [root / name for name in names]
     for path in zips:
         if not path.is_file():
             raise FileNotFoundError(
-                f"Omniglot zip not found: {path} (pass the folder holding {', '.join(ZIP_FILES)} "
+                f"Omniglot zip not found: {path} (pass the folder holding {', '.join(names)} "
                 "as root / --data, or set METARL_DATA to the folder above omniglot/)"
             )
-    cached = cache_dir() / f"omniglot-{split}-{size}-{_fingerprint(zips)}.npz"
+    return zips
+
+
+def _cached(name: str, use_cache: bool, read: Callable[[], LabelledImages]) -> LabelledImages:
+    """``read()``, through the ``.npz`` file ``name`` in the cache directory."""
+    cached = cache_dir() / name
     if use_cache and cached.is_file():
         with np.load(cached) as data:
             return LabelledImages(data["images"], data["labels"], data["class_names"].tolist())
-    result = _read_split(zips, SPLITS[split], size)
+    result = read()
     if use_cache:
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{os.getpid()}.tmp.npz")
@@ -107,6 +177,17 @@ def load_omniglot(
                  class_names=np.array(result.class_names))  # fmt: skip
         partial.replace(cached)  # atomic: a concurrent reader never sees half a file
     return result
+
+
+def _select(sets: Sequence[LabelledImages], chosen: Sequence[tuple[int, int]]) -> LabelledImages:
+    """The images of the ``(set, class)`` pairs in ``chosen``, relabelled in that order."""
+    images, labels = [], []
+    for new, (s, c) in enumerate(chosen):
+        rows = sets[s].labels == c
+        images.append(sets[s].images[rows])
+        labels.append(np.full(int(rows.sum()), new, np.int64))
+    names = [sets[s].class_names[c] for s, c in chosen]
+    return LabelledImages(np.concatenate(images), np.concatenate(labels), names)
 
 
 def with_rotations(
@@ -169,20 +250,24 @@ def alphabet_groups(data: LabelledImages) -> np.ndarray:
     return np.array([index[k] for k in keys])
 
 
-def _read_split(zips: Sequence[Path], alphabets: Sequence[str], size: int) -> LabelledImages:
+def _read_split(zips: Sequence[Path], alphabets: Sequence[str] | None, size: int) -> LabelledImages:
+    """Every character of ``alphabets`` (None: all) in ``zips``, each read once."""
     files: dict[tuple[str, str, str], tuple[Path, str]] = {}
     for path in zips:
         try:
             with zipfile.ZipFile(path) as archive:
                 for member in archive.namelist():
                     parts = member.split("/")
-                    if len(parts) == 4 and parts[1] in alphabets and parts[3].endswith(".png"):
+                    if len(parts) != 4 or not parts[3].endswith(".png"):
+                        continue
+                    if alphabets is None or parts[1] in alphabets:
                         files.setdefault((parts[1], parts[2], parts[3]), (path, member))
         except zipfile.BadZipFile as error:
             raise ValueError(f"corrupt Omniglot zip: {path}") from error
     characters = sorted({(alphabet, character) for alphabet, character, _ in files})
     if not characters:
-        raise ValueError(f"no images of {list(alphabets)} in {[str(z) for z in zips]}")
+        wanted = "any alphabet" if alphabets is None else list(alphabets)
+        raise ValueError(f"no images of {wanted} in {[str(z) for z in zips]}")
     index = {c: i for i, c in enumerate(characters)}
     keys = sorted(files)
     images = np.empty((len(keys), size, size), np.uint8)
