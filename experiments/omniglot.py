@@ -68,7 +68,11 @@ from metarl.utils.cli import Check, NonNegative, Positive, Probability, parse_se
 from metarl.utils.run import plot_curves
 
 SCRIPT = "experiments/omniglot.py"
-LearnerName = Literal[tuple(LEARNERS)]  # the names metarl.make_learner knows
+# The gradient-based learners metarl.make_learner knows (not the imitation or prototype ones)
+OTHER_FAMILIES = ("metarl.imitation.", "metarl.supervised.prototypes.")
+LearnerName = Literal[
+    tuple(name for name, (path, _) in LEARNERS.items() if not path.startswith(OTHER_FAMILIES))
+]
 Count = Annotated[int, Positive]
 Steps = Annotated[int, NonNegative]
 AtLeastTwo = Check(lambda n: n >= 2, "must be >= 2")

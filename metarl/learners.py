@@ -40,6 +40,9 @@ LEARNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "taml-theil": ("metarl.supervised.taml.TAML", {"variant": "theil"}),
     "adml": ("metarl.supervised.adml.ADML", {}),
     "lstm": ("metarl.supervised.lstm_meta_learner.LSTMMetaLearner", {}),
+    "protonet": ("metarl.supervised.prototypes.ProtoNet", {}),
+    "gaussian-protonet": ("metarl.supervised.prototypes.GaussianProtoNet", {}),
+    "semisupervised-protonet": ("metarl.supervised.prototypes.SemiSupervisedProtoNet", {}),
     "daml": ("metarl.imitation.domain_adaptive.DomainAdaptiveMAML", {}),
 }
 

@@ -8,6 +8,7 @@ from metarl.supervised.data import SinusoidTasks, load_omniglot
 from metarl.supervised.episodes import EpisodeSampler
 from metarl.supervised.gradient_agreement import GradientAgreementMAML
 from metarl.supervised.lstm_meta_learner import LSTMMetaLearner
+from metarl.supervised.prototypes import GaussianProtoNet, ProtoNet, SemiSupervisedProtoNet
 from metarl.supervised.taml import TAML
 
 __all__ = [
@@ -15,8 +16,11 @@ __all__ = [
     "CAML",
     "ContextMLP",
     "MLP",
+    "ProtoNet",
+    "SemiSupervisedProtoNet",
     "Conv4",
     "EpisodeSampler",
+    "GaussianProtoNet",
     "GradientAgreementMAML",
     "LSTMMetaLearner",
     "SinusoidTasks",
