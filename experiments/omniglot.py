@@ -1,7 +1,9 @@
 """Few-shot Omniglot classification with MAML and its relatives on a Conv-4.
 
-Data: this machine's two background sets, split by alphabet (meta-train: six alphabets with
-90/180/270-degree rotations as extra classes; meta-val: Tagalog; meta-test: Sanskrit).
+Data (``--protocol``): ``small``, this machine's two small background sets split by alphabet
+(meta-train: six alphabets with 90/180/270-degree rotations as extra classes; meta-val:
+Tagalog; meta-test: Sanskrit), or the full Omniglot under ``vinyals`` (1,200 / 423 characters,
+rotations for meta-training) or ``lake`` (background / evaluation sets).
 Protocol after the MAML paper and code: 28x28 images; Conv-4 with 64 channels, batch
 statistics, and stride-2 convolutions in place of max-pooling (the MAML code's Omniglot
 network; ``--downsample maxpool`` for the pooled one); Adam 1e-3 on 32 tasks per meta-batch
@@ -129,13 +131,17 @@ class Settings:
     film_block: Annotated[int, FilmBlock] = 3  # CAML only: the block the context modulates
     val_every: Count = 500  # meta-iterations between validations
     val_episodes: Count = 200  # validation episodes (the same ones each time)
-    test_episodes: Annotated[int, AtLeastTwo] = 600  # Sanskrit test episodes (for a 95% interval)
+    test_episodes: Annotated[int, AtLeastTwo] = 600  # test episodes (for a 95% interval)
     attack_epsilon: Annotated[float, NonNegative] = 0.0
     """> 0: also test on FGSM-perturbed queries of this size (ADML trains at 0.2)"""
     query_batch: Literal["per-class", "all"] = "per-class"
     """classify validation and test queries in batches of one per class, or all in one"""
     seed: int = 0  # seeds the initialisation and every split's episodes
     data: str | None = None  # folder with the Omniglot zips (None: $METARL_DATA/omniglot)
+    protocol: Literal["small", "vinyals", "lake"] = "small"
+    """character split: small (the two small subsets, by alphabet), vinyals or lake (full
+    data; metarl.supervised.data.omniglot)"""
+    protocol_seed: int = 0  # seeds the full-data protocols' character split
     out: str | None = None
     """run folder (None: runs/omniglot/<learner>-<ways>way<shots>shot-seed<seed>)"""
     init_from: str | None = None  # model.pt of omniglot_baseline.py: its conv blocks start the run
@@ -239,8 +245,9 @@ def main(argv: list[str] | None = None) -> dict:
     seed_everything(s.seed)
     out = Path(s.out or f"runs/omniglot/{s.learner}-{s.ways}way{s.shots}shot-seed{s.seed}")
     try:
-        train = with_rotations(load_omniglot("train", s.data), mirror=s.mirror_classes)
-        val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
+        split = {"protocol": s.protocol, "protocol_seed": s.protocol_seed}
+        train = with_rotations(load_omniglot("train", s.data, **split), mirror=s.mirror_classes)
+        val, test = (load_omniglot(name, s.data, **split) for name in ("val", "test"))
     except FileNotFoundError as err:
         raise SystemExit(str(err)) from err
     train_queries = s.shots if s.train_queries is None else s.train_queries
@@ -375,9 +382,9 @@ def main(argv: list[str] | None = None) -> dict:
         title=str(out),
     )
     print(
-        f"{s.learner} {s.ways}-way {s.shots}-shot on Sanskrit: {100 * mean:.2f} ± "
-        f"{100 * ci:.2f}% over {s.test_episodes} episodes (best val at iteration "
-        f"{result['best_iteration']}); trained in {run.wall_s / 60:.1f} min"
+        f"{s.learner} {s.ways}-way {s.shots}-shot on the {s.protocol} test split: "
+        f"{100 * mean:.2f} ± {100 * ci:.2f}% over {s.test_episodes} episodes (best val at "
+        f"iteration {result['best_iteration']}); trained in {run.wall_s / 60:.1f} min"
     )
     if adversarial:
         print(

@@ -49,7 +49,7 @@ class Settings:
     shots: Count | None = None  # support examples per class (None: the run's)
     queries: Count = 15  # per class in validation and test episodes
     val_episodes: Count = 200  # validation episodes scored
-    test_episodes: Annotated[int, AtLeastTwo] = 600  # Sanskrit test episodes (95% interval)
+    test_episodes: Annotated[int, AtLeastTwo] = 600  # test episodes (95% interval)
     query_batch: Literal["per-class", "all"] = "per-class"
     """classify queries in batches of one per class, or all in one"""
     seed: int | None = None  # episode seeds (None: the run's: its validation and test episodes)
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
             "so it can only be scored on episodes of that many ways"
         )
     try:
-        val, test = load_omniglot("val", s.data), load_omniglot("test", s.data)
+        split = {k: trained[k] for k in ("protocol", "protocol_seed") if k in trained}
+        val, test = (load_omniglot(name, s.data, **split) for name in ("val", "test"))
     except FileNotFoundError as err:
         raise SystemExit(str(err)) from err
     val, val_rotated = with_rotations_if_short(val, ways)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     written = run.write_results(result)
     print(
         f"{source['learner']} trained {trained['ways']}-way {trained['shots']}-shot, tested "
-        f"{ways}-way {shots}-shot on Sanskrit: {100 * mean:.2f} ± {100 * ci:.2f}% over "
+        f"{ways}-way {shots}-shot on the test split: {100 * mean:.2f} ± {100 * ci:.2f}% over "
         f"{s.test_episodes} episodes"
     )
     run.finish()
