@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import metarl
-from metarl.learners import LEARNERS
+from metarl.learners import learner_names
 from metarl.nn import Conv4
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.augment import ClassMix, RandomAffine, compose
@@ -70,11 +70,7 @@ from metarl.utils.cli import Check, NonNegative, Positive, Probability, parse_se
 from metarl.utils.run import plot_curves
 
 SCRIPT = "experiments/omniglot.py"
-# The gradient-based learners metarl.make_learner knows (not the imitation or prototype ones)
-OTHER_FAMILIES = ("metarl.imitation.", "metarl.supervised.prototypes.")
-LearnerName = Literal[
-    tuple(name for name, (path, _) in LEARNERS.items() if not path.startswith(OTHER_FAMILIES))
-]
+LearnerName = Literal[tuple(learner_names("gradient"))]  # metarl's gradient-based learners
 Count = Annotated[int, Positive]
 Steps = Annotated[int, NonNegative]
 AtLeastTwo = Check(lambda n: n >= 2, "must be >= 2")

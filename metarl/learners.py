@@ -43,8 +43,28 @@ LEARNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "protonet": ("metarl.supervised.prototypes.ProtoNet", {}),
     "gaussian-protonet": ("metarl.supervised.prototypes.GaussianProtoNet", {}),
     "semisupervised-protonet": ("metarl.supervised.prototypes.SemiSupervisedProtoNet", {}),
+    "matching": ("metarl.supervised.matching.MatchingNet", {}),
+    "matching-fce": ("metarl.supervised.matching.MatchingNet", {"fce": True}),
     "daml": ("metarl.imitation.domain_adaptive.DomainAdaptiveMAML", {}),
 }
+# Families by module: metric learners classify by distances or learned similarities (no
+# gradient steps at test time); imitation learners adapt on demonstrations; every other
+# registered learner adapts by gradient steps on a supervised loss.
+FAMILY_MODULES = {
+    "metric": ("metarl.supervised.prototypes.", "metarl.supervised.matching."),
+    "imitation": ("metarl.imitation.",),
+}
+
+
+def learner_names(family: str) -> list[str]:
+    """Registered names of one family: ``"gradient"`` (supervised, adapted by gradient
+    steps), ``"metric"`` or ``"imitation"`` (see ``FAMILY_MODULES``)."""
+    if family == "gradient":
+        others = tuple(p for prefixes in FAMILY_MODULES.values() for p in prefixes)
+        return sorted(n for n, (path, _) in LEARNERS.items() if not path.startswith(others))
+    if family not in FAMILY_MODULES:
+        raise ValueError(f"family must be 'gradient' or one of {sorted(FAMILY_MODULES)}")
+    return sorted(n for n, (p, _) in LEARNERS.items() if p.startswith(FAMILY_MODULES[family]))
 
 
 def register_learner(name: str, cls: type, **fixed: Any) -> None:

@@ -105,6 +105,53 @@ NORMS = ("batch", "group", "none")
 DOWNSAMPLING = ("maxpool", "stride")
 
 
+def conv_block(
+    c_in: int, c_out: int, norm: str, stride: int = 1, pool: bool = True
+) -> list[nn.Module]:
+    """3x3 convolution, ``norm`` (``"batch"``: ``TaskBatchNorm2d``, ``"group"``: 8 groups,
+    ``"none"``), ReLU and, with ``pool``, 2x2 max-pooling."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)]
+    if norm == "batch":
+        layers.append(TaskBatchNorm2d(c_out))
+    elif norm == "group":
+        layers.append(nn.GroupNorm(min(8, c_out), c_out))
+    elif norm != "none":
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    return layers + ([nn.ReLU(), nn.MaxPool2d(2)] if pool else [nn.ReLU()])
+
+
+class Conv4Maps(Configurable, nn.Module):
+    """Four conv blocks (``conv_block``) of which the first ``pooled`` max-pool: feature maps
+    ``[B, channels, s, s]`` instead of a vector, the embedding of relation networks (Sung et
+    al., 2018: 64 x 7 x 7 for 28x28 images with two pooled blocks). ``map_size`` is ``s``."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        channels: int = 64,
+        image_size: int = 28,
+        pooled: int = 2,
+        norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        if not 0 <= pooled <= 4:
+            raise ValueError(f"pooled must be in 0..4, got {pooled}")
+        blocks: list[nn.Module] = []
+        for i in range(4):
+            blocks += conv_block(
+                in_channels if i == 0 else channels, channels, norm, pool=i < pooled
+            )
+        self.features = nn.Sequential(*blocks)
+        self.map_size = image_size // 2**pooled
+        if self.map_size < 1:
+            raise ValueError(f"image_size {image_size} is too small for {pooled} poolings")
+        self.input_shape: tuple[int, ...] = (in_channels, image_size, image_size)
+        self.channels = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
+
 class Conv4(Configurable, nn.Module):
     """The standard few-shot Conv-4: four blocks of 3x3 conv, norm, ReLU, 2x2 max-pool, then linear.
 
@@ -142,12 +189,7 @@ class Conv4(Configurable, nn.Module):
         blocks: list[nn.Module] = []
         size, c_in = image_size, in_channels
         for _ in range(4):
-            blocks.append(nn.Conv2d(c_in, channels, 3, stride=2 if strided else 1, padding=1))
-            if norm == "batch":
-                blocks.append(TaskBatchNorm2d(channels))
-            elif norm == "group":
-                blocks.append(nn.GroupNorm(min(8, channels), channels))
-            blocks += [nn.ReLU()] if strided else [nn.ReLU(), nn.MaxPool2d(2)]
+            blocks += conv_block(c_in, channels, norm, stride=2 if strided else 1, pool=not strided)
             size, c_in = (size + 1) // 2 if strided else size // 2, channels
         if size < 1:
             raise ValueError(f"image_size {image_size} is too small for four 2x2 poolings")

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from metarl.core.learners import TaskBatch
 from metarl.core.params import Params, forward_with
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,3 +120,23 @@ def fake_omniglot(
                         member = f"{top}/{alphabet}/character{c + 1:02d}/{c}_{i}.png"
                         archive.writestr(member, png_bytes(0, dot=(10 * i, 10 * c)))
     return root
+
+
+def clusters(tasks: int, ways: int, per_class: int, generator: torch.Generator) -> torch.Tensor:
+    """Examples [T, ways, per_class, 20]: two informative features around each class's own
+    centre, eighteen features of loud noise the encoder has to learn to ignore."""
+    centres = torch.randn(tasks, ways, 1, 2, generator=generator) * 2
+    signal = centres + 0.3 * torch.randn(tasks, ways, per_class, 2, generator=generator)
+    noise = 5 * torch.randn(tasks, ways, per_class, 18, generator=generator)
+    return torch.cat([signal, noise], -1)
+
+
+def cluster_episodes(tasks: int, generator: torch.Generator, ways: int = 5, shots: int = 1):
+    """Few-shot episodes of ``clusters`` (5 queries per class): a problem metric learners
+    solve only once their encoder has learned to ignore the noise features."""
+    x = clusters(tasks, ways, shots + 5, generator)
+    y = torch.arange(ways).view(1, ways, 1).expand(tasks, ways, shots + 5)
+    return TaskBatch(
+        x[:, :, :shots].flatten(1, 2), y[:, :, :shots].flatten(1, 2),
+        x[:, :, shots:].flatten(1, 2), y[:, :, shots:].flatten(1, 2),
+    )  # fmt: skip

@@ -11,7 +11,7 @@ from torch import nn
 
 import metarl
 from metarl.core import MAML, MetaSGD, Reptile
-from metarl.learners import LEARNERS, make_learner
+from metarl.learners import LEARNERS, learner_names, make_learner
 from metarl.nn import MLP
 from metarl.rl import GaussianMLPPolicy, MultiTaskSampler, policy_gradient_data, reinforce_loss
 from metarl.supervised import ContextMLP
@@ -34,7 +34,14 @@ def _learner(name: str) -> nn.Module:
     return _perturbed(make_learner(name, model, inner_steps=2, **step))
 
 
-@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_every_registered_learner_is_in_one_family():
+    families = [set(learner_names(f)) for f in ("gradient", "metric", "imitation")]
+    assert set().union(*families) == set(LEARNERS)
+    assert sum(map(len, families)) == len(LEARNERS)
+    assert "maml" in families[0] and "protonet" in families[1] and "daml" in families[2]
+
+
+@pytest.mark.parametrize("name", learner_names("gradient"))
 def test_every_registered_learner_round_trips(name, tmp_path):
     learner = _learner(name)
     learner.eval_steps = 3
@@ -52,6 +59,38 @@ def test_every_registered_learner_round_trips(name, tmp_path):
     theirs = learner.adapt(loss, (sx, sy), steps=2)
     for key, value in theirs.items():
         torch.testing.assert_close(ours[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", learner_names("metric"))
+def test_every_metric_learner_round_trips_and_predicts_as_saved(name, tmp_path):
+    extra = {"embedding_dim": 4} if name.startswith("matching") else {}
+    learner = _perturbed(make_learner(name, MLP(6, 4, (8,)), **extra))
+    metarl.save_learner(tmp_path / "l.pt", learner)
+    loaded = metarl.load_learner(tmp_path / "l.pt")
+    assert type(loaded) is type(learner) and loaded.config == learner.config
+    assert loaded.eval_steps == 0 and not loaded.training
+    g = torch.Generator().manual_seed(1)
+    sx, qx = torch.randn(6, 6, generator=g), torch.randn(9, 6, generator=g)
+    sy = torch.tensor([0, 1, 2, 0, 1, 2])
+    torch.testing.assert_close(loaded.predict(sx, sy, qx), learner.predict(sx, sy, qx),
+                               rtol=0, atol=0)  # fmt: skip
+
+
+def test_the_domain_adaptive_learner_round_trips_with_its_learned_loss(tmp_path):
+    from metarl.imitation import ObservedDemo
+
+    policy = GaussianMLPPolicy(2, 2, hidden=(8,))
+    learner = _perturbed(make_learner("daml", policy, obs_dim=2, act_dim=2, inner_lr=0.3))
+    metarl.save_learner(tmp_path / "l.pt", learner)
+    loaded = metarl.load_learner(tmp_path / "l.pt")
+    assert type(loaded) is type(learner) and loaded.config == learner.config
+    g = torch.Generator().manual_seed(1)
+    demo = ObservedDemo(torch.randn(1, 7, 2, generator=g), torch.ones(1, 7))
+    ours = loaded.adapt(loaded.inner_loss(), demo)
+    theirs = learner.adapt(learner.inner_loss(), demo)
+    for key, value in theirs.items():
+        torch.testing.assert_close(ours[key], value, rtol=0, atol=0)
+    assert any(not torch.equal(ours[k], v) for k, v in loaded.params().items())  # it moved
 
 
 @pytest.mark.parametrize(

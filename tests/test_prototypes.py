@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import metarl
+from helpers import cluster_episodes, clusters
 from metarl.core.learners import TaskBatch
 from metarl.nn import MLP
 from metarl.supervised import GaussianProtoNet, ProtoNet, SemiSupervisedProtoNet
@@ -68,24 +69,6 @@ def test_soft_kmeans_moves_prototypes_towards_their_unlabelled_examples():
     assert (kept - centres).abs().max() < 1e-3 < (moved - centres).abs().max()
 
 
-def _clusters(tasks: int, ways: int, per_class: int, generator: torch.Generator) -> torch.Tensor:
-    """Examples [T, ways, per_class, 20]: two informative features around each class's own
-    centre, eighteen features of loud noise the encoder has to learn to ignore."""
-    centres = torch.randn(tasks, ways, 1, 2, generator=generator) * 2
-    signal = centres + 0.3 * torch.randn(tasks, ways, per_class, 2, generator=generator)
-    noise = 5 * torch.randn(tasks, ways, per_class, 18, generator=generator)
-    return torch.cat([signal, noise], -1)
-
-
-def _episodes(tasks: int, generator: torch.Generator, ways: int = 5, shots: int = 1):
-    x = _clusters(tasks, ways, shots + 5, generator)
-    y = torch.arange(ways).view(1, ways, 1).expand(tasks, ways, shots + 5)
-    return TaskBatch(
-        x[:, :, :shots].flatten(1, 2), y[:, :, :shots].flatten(1, 2),
-        x[:, :, shots:].flatten(1, 2), y[:, :, shots:].flatten(1, 2),
-    )  # fmt: skip
-
-
 def _accuracy(learner, batch) -> float:
     return (learner.query_logits(batch).argmax(-1) == batch.query_y).float().mean().item()
 
@@ -95,11 +78,11 @@ def test_a_few_hundred_episodes_learn_to_ignore_the_noise(name, tmp_path):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     learner = metarl.make_learner(name, MLP(20, 9, hidden=(32,)))
-    test = _episodes(200, torch.Generator().manual_seed(1))
+    test = cluster_episodes(200, torch.Generator().manual_seed(1))
     before = _accuracy(learner, test)
     optimiser = torch.optim.Adam(learner.parameters(), lr=3e-3)
     for _ in range(300):
-        loss = learner.meta_loss(_episodes(8, generator), F.cross_entropy)
+        loss = learner.meta_loss(cluster_episodes(8, generator), F.cross_entropy)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -111,14 +94,14 @@ def test_a_few_hundred_episodes_learn_to_ignore_the_noise(name, tmp_path):
     torch.testing.assert_close(loaded.query_logits(test), learner.query_logits(test))
 
 
-def test_unlabelled_examples_refine_the_prototypes_of_semi_supervised_episodes():
+def test_unlabelled_examples_refine_the_prototypes_of_semi_supervisedcluster_episodes():
     """Trained on 1-shot episodes with 5 unlabelled examples per class, the semi-supervised
     learner classifies better with them than without (the same weights, ProtoNet's rule)."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
 
     def episodes(tasks, gen):
-        x = _clusters(tasks, 5, 1 + 5 + 5, gen)
+        x = clusters(tasks, 5, 1 + 5 + 5, gen)
         y = torch.arange(5).view(1, 5, 1).expand(tasks, 5, 11)
         batch = TaskBatch(x[:, :, :1].flatten(1, 2), y[:, :, :1].flatten(1, 2),
                           x[:, :, 1:6].flatten(1, 2), y[:, :, 1:6].flatten(1, 2))  # fmt: skip
