@@ -1,4 +1,5 @@
-"""Few-shot Omniglot with the metric-based learners (prototypical networks and relatives).
+"""Few-shot Omniglot with the metric-based learners: prototypical networks (plain and
+Gaussian), matching networks (with and without full context embeddings), relation networks.
 
 Data: the full Omniglot under ``--protocol vinyals`` (all 1,623 characters, a seeded split of
 1,200 for meta-training with a validation share of ``--val-characters``, 423 for the test;
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 import metarl
-from metarl.nn import Conv4
+from metarl.nn import Conv4, Conv4Maps
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.omniglot import split_seed, with_rotations
 from metarl.supervised.evaluate import mean_and_ci95
@@ -46,6 +47,7 @@ from metarl.utils.run import plot_curves
 
 SCRIPT = "experiments/metric_omniglot.py"
 Count = Annotated[int, Positive]
+MetricLearner = Literal["protonet", "gaussian-protonet", "matching", "matching-fce", "relation"]
 TEST_GRID = ((5, 1), (5, 5), (20, 1), (20, 5))  # the published table's columns
 RESUME_MAY_CHANGE = ("resume", "overwrite", "out", "threads", "episodes", "test_episodes")
 
@@ -54,7 +56,7 @@ RESUME_MAY_CHANGE = ("resume", "overwrite", "out", "threads", "episodes", "test_
 class Settings:
     """Meta-train a prototype learner on Omniglot and score it on the standard grid."""
 
-    learner: Literal["protonet", "gaussian-protonet"] = "protonet"  # the metric learner
+    learner: MetricLearner = "protonet"  # the metric learner
     covariance: Literal["radius", "diagonal"] = "radius"  # gaussian-protonet's estimate
     protocol: Literal["vinyals", "lake"] = "vinyals"  # the character split (module docstring)
     protocol_seed: int = 0  # seeds the character split
@@ -84,9 +86,19 @@ class Settings:
 
 
 def build_learner(s: Settings) -> PrototypeLearner:
-    """The learner around a max-pooled Conv-4 encoder (its 64-feature embedding)."""
+    """The learner around a max-pooled Conv-4 encoder: its 64-feature embedding, or for
+    relation networks its 64 x 7 x 7 maps after two pooled blocks (Sung et al.)."""
+    if s.learner == "relation":
+        maps = Conv4Maps(channels=s.channels, pooled=2, norm=s.norm)
+        return metarl.make_learner(
+            "relation", maps, channels=s.channels, map_size=maps.map_size, norm=s.norm
+        )
     model = Conv4(ways=1, channels=s.channels, norm=s.norm, downsample="maxpool")
-    extra = {"covariance": s.covariance} if s.learner == "gaussian-protonet" else {}
+    extra: dict[str, object] = {}
+    if s.learner == "gaussian-protonet":
+        extra = {"covariance": s.covariance}
+    elif s.learner.startswith("matching"):
+        extra = {"embedding_dim": s.channels}
     return metarl.make_learner(s.learner, model, **extra)
 
 

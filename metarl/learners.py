@@ -45,13 +45,18 @@ LEARNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "semisupervised-protonet": ("metarl.supervised.prototypes.SemiSupervisedProtoNet", {}),
     "matching": ("metarl.supervised.matching.MatchingNet", {}),
     "matching-fce": ("metarl.supervised.matching.MatchingNet", {"fce": True}),
+    "relation": ("metarl.supervised.relation.RelationNet", {}),
     "daml": ("metarl.imitation.domain_adaptive.DomainAdaptiveMAML", {}),
 }
 # Families by module: metric learners classify by distances or learned similarities (no
 # gradient steps at test time); imitation learners adapt on demonstrations; every other
 # registered learner adapts by gradient steps on a supervised loss.
 FAMILY_MODULES = {
-    "metric": ("metarl.supervised.prototypes.", "metarl.supervised.matching."),
+    "metric": (
+        "metarl.supervised.prototypes.",
+        "metarl.supervised.matching.",
+        "metarl.supervised.relation.",
+    ),
     "imitation": ("metarl.imitation.",),
 }
 

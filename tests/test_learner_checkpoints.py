@@ -12,7 +12,7 @@ from torch import nn
 import metarl
 from metarl.core import MAML, MetaSGD, Reptile
 from metarl.learners import LEARNERS, learner_names, make_learner
-from metarl.nn import MLP
+from metarl.nn import MLP, Conv4Maps
 from metarl.rl import GaussianMLPPolicy, MultiTaskSampler, policy_gradient_data, reinforce_loss
 from metarl.supervised import ContextMLP
 
@@ -63,14 +63,19 @@ def test_every_registered_learner_round_trips(name, tmp_path):
 
 @pytest.mark.parametrize("name", learner_names("metric"))
 def test_every_metric_learner_round_trips_and_predicts_as_saved(name, tmp_path):
-    extra = {"embedding_dim": 4} if name.startswith("matching") else {}
-    learner = _perturbed(make_learner(name, MLP(6, 4, (8,)), **extra))
+    model, shape, extra = MLP(6, 4, (8,)), (6,), {}
+    if name.startswith("matching"):
+        extra = {"embedding_dim": 4}
+    if name == "relation":  # compares feature maps
+        model, shape = Conv4Maps(channels=4, image_size=8, pooled=1, norm="group"), (1, 8, 8)
+        extra = {"channels": 4, "map_size": 4}
+    learner = _perturbed(make_learner(name, model, **extra))
     metarl.save_learner(tmp_path / "l.pt", learner)
     loaded = metarl.load_learner(tmp_path / "l.pt")
     assert type(loaded) is type(learner) and loaded.config == learner.config
     assert loaded.eval_steps == 0 and not loaded.training
     g = torch.Generator().manual_seed(1)
-    sx, qx = torch.randn(6, 6, generator=g), torch.randn(9, 6, generator=g)
+    sx, qx = torch.randn(6, *shape, generator=g), torch.randn(9, *shape, generator=g)
     sy = torch.tensor([0, 1, 2, 0, 1, 2])
     torch.testing.assert_close(loaded.predict(sx, sy, qx), learner.predict(sx, sy, qx),
                                rtol=0, atol=0)  # fmt: skip
