@@ -16,6 +16,12 @@ intervals (queries: ``--queries`` per class).
     python experiments/metric_omniglot.py --learner protonet --shots 1 --seed 0
     python experiments/metric_omniglot.py --learner protonet --shots 1 --seed 0 --resume
 
+Semi-supervised episodes (Ren et al., 2018): ``--unlabelled M`` adds M unlabelled examples
+of each class to every episode (training, validation and test), ``--distractors H`` M more
+of each of H classes outside the episode; ``semisupervised-protonet`` refines its
+prototypes with them (``--distractor-cluster``: and a cluster for the distractors), every
+other learner ignores them.
+
 ``--norm group`` (the default) normalises each example on its own, so a query's class never
 depends on the other queries; ``--norm batch`` takes the statistics of each episode's
 examples together (transductive, as MAML's batch-statistics network). Writes into ``--out``:
@@ -39,6 +45,7 @@ import metarl
 from metarl.nn import Conv4, Conv4Maps
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.omniglot import split_seed, with_rotations
+from metarl.supervised.episodes import SemiSupervisedEpisodeSampler
 from metarl.supervised.evaluate import mean_and_ci95
 from metarl.supervised.prototypes import PrototypeLearner
 from metarl.utils import load_checkpoint, seed_everything, start_run
@@ -47,7 +54,10 @@ from metarl.utils.run import plot_curves
 
 SCRIPT = "experiments/metric_omniglot.py"
 Count = Annotated[int, Positive]
-MetricLearner = Literal["protonet", "gaussian-protonet", "matching", "matching-fce", "relation"]
+MetricLearner = Literal[
+    "protonet", "gaussian-protonet", "semisupervised-protonet", "matching", "matching-fce",
+    "relation",
+]  # fmt: skip
 TEST_GRID = ((5, 1), (5, 5), (20, 1), (20, 5))  # the published table's columns
 RESUME_MAY_CHANGE = ("resume", "overwrite", "out", "threads", "episodes", "test_episodes")
 
@@ -58,6 +68,10 @@ class Settings:
 
     learner: MetricLearner = "protonet"  # the metric learner
     covariance: Literal["radius", "diagonal"] = "radius"  # gaussian-protonet's estimate
+    unlabelled: int = 0
+    """unlabelled examples per class in every episode (0: none; semi-supervised episodes)"""
+    distractors: int = 0  # classes outside each episode that add unlabelled examples
+    distractor_cluster: bool = False  # semisupervised-protonet: the distractor cluster
     protocol: Literal["vinyals", "lake"] = "vinyals"  # the character split (module docstring)
     protocol_seed: int = 0  # seeds the character split
     val_characters: Count = 100  # meta-training characters held out for validation
@@ -97,9 +111,22 @@ def build_learner(s: Settings) -> PrototypeLearner:
     extra: dict[str, object] = {}
     if s.learner == "gaussian-protonet":
         extra = {"covariance": s.covariance}
+    elif s.learner == "semisupervised-protonet":
+        extra = {"distractor_cluster": s.distractor_cluster}
     elif s.learner.startswith("matching"):
         extra = {"embedding_dim": s.channels}
     return metarl.make_learner(s.learner, model, **extra)
+
+
+def episodes_of(
+    s: Settings, data: tuple, ways: int, shots: int, queries: int, seed: int
+) -> EpisodeSampler:
+    """Episodes of ``data`` (images, labels): semi-supervised ones, with ``--unlabelled``
+    and ``--distractors``, if ``--unlabelled`` is set."""
+    if s.unlabelled:
+        return SemiSupervisedEpisodeSampler(*data, ways, shots, queries, s.unlabelled,
+                                            s.distractors, seed=seed)  # fmt: skip
+    return EpisodeSampler(*data, ways, shots, queries, seed=seed)
 
 
 def accuracies(learner: PrototypeLearner, sampler: EpisodeSampler, episodes: int) -> torch.Tensor:
@@ -125,10 +152,12 @@ def main(argv: list[str] | None = None) -> dict:
     except FileNotFoundError as err:
         raise SystemExit(str(err)) from err
     train_shots = s.shots if s.train_shots is None else s.train_shots
-    train_episodes = EpisodeSampler(*train[:2], s.train_ways, train_shots, s.train_queries,
-                                    seed=split_seed(s.seed, "train"))  # fmt: skip
+    train_seed = split_seed(s.seed, "train")
+    train_episodes = episodes_of(
+        s, train[:2], s.train_ways, train_shots, s.train_queries, train_seed
+    )
     val_seed = split_seed(s.seed, "val")
-    val_episodes = EpisodeSampler(*val[:2], s.ways, s.shots, s.queries, seed=val_seed)
+    val_episodes = episodes_of(s, val[:2], s.ways, s.shots, s.queries, val_seed)
     learner = build_learner(s)
     optimizer = torch.optim.Adam(learner.parameters(), lr=s.lr)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, s.halve_every, gamma=0.5)
@@ -182,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     grid = {}
     for ways, shots in TEST_GRID:
         seed = split_seed(s.seed, "test") + 1000 * ways + shots  # a fixed stream per cell
-        sampler = EpisodeSampler(*test[:2], ways, shots, s.queries, seed=seed)
+        sampler = episodes_of(s, test[:2], ways, shots, s.queries, seed)
         mean, ci = mean_and_ci95(accuracies(learner, sampler, s.test_episodes))
         grid[f"{ways}w{shots}s"] = {"accuracy": mean, "ci95": ci}
         print(f"{ways}-way {shots}-shot: {100 * mean:.2f} ± {100 * ci:.2f}%")
@@ -190,6 +219,8 @@ def main(argv: list[str] | None = None) -> dict:
         "learner": s.learner,
         "protocol": s.protocol,
         "trained_shots": train_shots,
+        "unlabelled": s.unlabelled,
+        "distractors": s.distractors,
         "test": grid,
         "test_episodes": s.test_episodes,
         "best_episode": best["extra"]["episode"],

@@ -252,3 +252,36 @@ def test_real_full_omniglot_protocols():
             assert data.images.shape[1:] == (28, 28)
         names = [set(d.class_names) for d in loaded]
         assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+
+
+def test_semi_supervised_episodes_keep_unlabelled_and_distractor_examples_apart():
+    from metarl.supervised.episodes import SemiSupervisedEpisodeSampler
+
+    labels = np.repeat(np.arange(12), 10)  # 12 classes x 10 examples
+    data = torch.arange(len(labels), dtype=torch.float32).view(-1, 1)  # an example = its index
+    sampler = SemiSupervisedEpisodeSampler(
+        data, labels, ways=3, shots=2, queries=3, unlabelled=4, distractors=2, seed=0
+    )
+    batch = sampler.sample(5)
+    assert batch.support_x.shape == (5, 6, 1) and batch.query_x.shape == (5, 9, 1)
+    assert batch.unlabelled_x.shape == (5, (3 + 2) * 4, 1)
+    for t in range(5):
+        support, query, unlabelled = (
+            getattr(batch, f)[t, :, 0].long().numpy()
+            for f in ("support_x", "query_x", "unlabelled_x")
+        )
+        everything = np.concatenate([support, query, unlabelled])
+        assert len(set(everything.tolist())) == len(everything)  # no example twice
+        episode_classes = set(labels[support].tolist())
+        assert set(labels[query].tolist()) == episode_classes
+        assert len(episode_classes) == 3
+        counts = np.bincount(labels[unlabelled], minlength=12)
+        assert all(counts[c] == 4 for c in episode_classes)  # 4 unlabelled of each class
+        distractors = set(np.flatnonzero(counts).tolist()) - episode_classes
+        assert len(distractors) == 2 and all(counts[c] == 4 for c in distractors)
+        # support labels name the classes consistently with the queries
+        for y, x in ((batch.support_y[t], support), (batch.query_y[t], query)):
+            for way in range(3):
+                assert len(set(labels[x[y.numpy() == way]].tolist())) == 1
+    with pytest.raises(ValueError, match="distractor"):
+        SemiSupervisedEpisodeSampler(data, labels, ways=10, shots=1, queries=1, distractors=3)

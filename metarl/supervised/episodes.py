@@ -11,6 +11,7 @@ grouped by class (``[c0 x K, c1 x K, ...]``). The same seed gives the same episo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -101,4 +102,79 @@ class EpisodeSampler:
             support_y=y[:, :, :k].flatten(1, 2),
             query_x=x[:, :, k:].flatten(1, 2),
             query_y=y[:, :, k:].flatten(1, 2),
+        )
+
+
+class SemiSupervisedBatch(NamedTuple):
+    """A ``TaskBatch`` plus each task's unlabelled examples ``unlabelled_x [T, U, ...]``."""
+
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor
+    unlabelled_x: Tensor
+
+
+class SemiSupervisedEpisodeSampler(EpisodeSampler):
+    """Episodes for semi-supervised few-shot learning (Ren et al., 2018): besides the
+    labelled support and the queries, each episode holds ``unlabelled`` more examples of
+    each of its classes and, with ``distractors > 0``, ``unlabelled`` examples of each of
+    that many other classes, all without labels (``unlabelled_x``, in random order).
+    Arguments as for ``EpisodeSampler`` (without ``class_groups``)."""
+
+    def __init__(
+        self,
+        data: Tensor | np.ndarray,
+        labels: Tensor | np.ndarray,
+        ways: int,
+        shots: int,
+        queries: int = 15,
+        unlabelled: int = 5,
+        distractors: int = 0,
+        seed: int = 0,
+        transform: Callable[[Tensor, np.random.Generator], Tensor] | None = None,
+    ) -> None:
+        if unlabelled < 1 or distractors < 0:
+            raise ValueError("unlabelled must be >= 1 and distractors >= 0")
+        super().__init__(data, labels, ways, shots, queries + unlabelled, seed, transform)
+        self.queries, self.unlabelled, self.distractors = queries, unlabelled, distractors
+        if len(self.classes) < ways + distractors:
+            raise ValueError(
+                f"{ways}-way episodes with {distractors} distractor classes need "
+                f"{ways + distractors} classes; the data has {len(self.classes)}"
+            )
+
+    def sample(self, num_tasks: int) -> SemiSupervisedBatch:
+        """``num_tasks`` episodes; ``unlabelled_x [T, (N + distractors) * U, ...]``."""
+        n, d, u = self.ways, self.distractors, self.unlabelled
+        labelled = self.shots + self.queries
+        index = np.empty((num_tasks, n, labelled + u), np.int64)
+        extra = np.empty((num_tasks, d, u), np.int64)
+        order = np.empty((num_tasks, (n + d) * u), np.int64)
+        for t in range(num_tasks):
+            chosen = self.rng.choice(self.classes, n + d, replace=False)
+            for way, c in enumerate(chosen[:n]):
+                index[t, way] = self.rng.choice(self._members[c], labelled + u, replace=False)
+            for j, c in enumerate(chosen[n:]):
+                extra[t, j] = self.rng.choice(self._members[c], u, replace=False)
+            order[t] = self.rng.permutation((n + d) * u)
+        x = self.data[torch.from_numpy(index)]  # [T, N, K + Q + U, ...]
+        if self.transform is not None:
+            x = self.transform(x, self.rng)
+        y = torch.arange(n).view(1, n, 1).expand(num_tasks, -1, labelled)
+        k = self.shots
+        pool = [x[:, :, labelled:].flatten(1, 2)]
+        if d:
+            others = self.data[torch.from_numpy(extra)]  # [T, D, U, ...]
+            if self.transform is not None:
+                others = self.transform(others, self.rng)
+            pool.append(others.flatten(1, 2))
+        unlabelled = torch.cat(pool, 1)
+        unlabelled = unlabelled[torch.arange(num_tasks).unsqueeze(1), torch.from_numpy(order)]
+        return SemiSupervisedBatch(
+            support_x=x[:, :, :k].flatten(1, 2),
+            support_y=y[:, :, :k].flatten(1, 2),
+            query_x=x[:, :, k:labelled].flatten(1, 2),
+            query_y=y[:, :, k:].flatten(1, 2),
+            unlabelled_x=unlabelled,
         )
