@@ -1,5 +1,6 @@
-"""Few-shot Omniglot with the metric-based learners: prototypical networks (plain and
-Gaussian), matching networks (with and without full context embeddings), relation networks.
+"""Few-shot Omniglot with the metric-based learners: prototypical networks (plain, Gaussian,
+semi-supervised), matching networks (with and without full context embeddings), relation
+networks and Siamese networks (trained on the verification pairs of the same episodes).
 
 Data: the full Omniglot under ``--protocol vinyals`` (all 1,623 characters, a seeded split of
 1,200 for meta-training with a validation share of ``--val-characters``, 423 for the test;
@@ -56,7 +57,7 @@ SCRIPT = "experiments/metric_omniglot.py"
 Count = Annotated[int, Positive]
 MetricLearner = Literal[
     "protonet", "gaussian-protonet", "semisupervised-protonet", "matching", "matching-fce",
-    "relation",
+    "relation", "siamese",
 ]  # fmt: skip
 TEST_GRID = ((5, 1), (5, 5), (20, 1), (20, 5))  # the published table's columns
 RESUME_MAY_CHANGE = ("resume", "overwrite", "out", "threads", "episodes", "test_episodes")
@@ -113,7 +114,7 @@ def build_learner(s: Settings) -> PrototypeLearner:
         extra = {"covariance": s.covariance}
     elif s.learner == "semisupervised-protonet":
         extra = {"distractor_cluster": s.distractor_cluster}
-    elif s.learner.startswith("matching"):
+    elif s.learner.startswith("matching") or s.learner == "siamese":
         extra = {"embedding_dim": s.channels}
     return metarl.make_learner(s.learner, model, **extra)
 

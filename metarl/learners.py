@@ -46,6 +46,7 @@ LEARNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "matching": ("metarl.supervised.matching.MatchingNet", {}),
     "matching-fce": ("metarl.supervised.matching.MatchingNet", {"fce": True}),
     "relation": ("metarl.supervised.relation.RelationNet", {}),
+    "siamese": ("metarl.supervised.siamese.SiameseNet", {}),
     "daml": ("metarl.imitation.domain_adaptive.DomainAdaptiveMAML", {}),
 }
 # Families by module: metric learners classify by distances or learned similarities (no
@@ -56,6 +57,7 @@ FAMILY_MODULES = {
         "metarl.supervised.prototypes.",
         "metarl.supervised.matching.",
         "metarl.supervised.relation.",
+        "metarl.supervised.siamese.",
     ),
     "imitation": ("metarl.imitation.",),
 }

@@ -11,6 +11,7 @@ from metarl.supervised.lstm_meta_learner import LSTMMetaLearner
 from metarl.supervised.matching import MatchingNet
 from metarl.supervised.prototypes import GaussianProtoNet, ProtoNet, SemiSupervisedProtoNet
 from metarl.supervised.relation import RelationNet
+from metarl.supervised.siamese import SiameseNet
 from metarl.supervised.taml import TAML
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ProtoNet",
     "RelationNet",
     "SemiSupervisedProtoNet",
+    "SiameseNet",
     "Conv4",
     "Conv4Maps",
     "EpisodeSampler",
