@@ -23,9 +23,7 @@ in a user cache directory, so a second load takes seconds.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,7 +34,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from metarl.utils.data import data_root
+from metarl.utils.data import cached_arrays, data_root, file_fingerprint
 
 ZIP_FILES = ("images_background_small1.zip", "images_background_small2.zip")
 FULL_ZIP_FILES = ("images_background.zip", "images_evaluation.zip")  # 964 and 659 characters
@@ -74,15 +72,6 @@ def default_root() -> Path:
     return data_root(None, "omniglot")
 
 
-def cache_dir() -> Path:
-    """``$METARL_CACHE`` or ``$XDG_CACHE_HOME/metarl`` (default ``~/.cache/metarl``)."""
-    env = os.environ.get("METARL_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "metarl"
-
-
 def load_image(file: str | Path | IO[bytes], size: int = IMAGE_SIZE) -> Tensor:
     """One Omniglot PNG as the learners' input: float ``[1, size, size]``, strokes 1, paper 0."""
     return torch.from_numpy(_decode(file, size, name=str(file))).float().div(255).unsqueeze(0)
@@ -111,11 +100,11 @@ def load_omniglot(
     root = Path(root) if root is not None else default_root()
     if protocol == "small":
         zips = _existing(root, ZIP_FILES)
-        name = f"omniglot-{split}-{size}-{_fingerprint(zips)}.npz"
+        name = f"omniglot-{split}-{size}-{file_fingerprint(zips)}.npz"
         return _cached(name, use_cache, lambda: _read_split(zips, SPLITS[split], size))
     zips = _existing(root, FULL_ZIP_FILES)
     sets = [
-        _cached(f"omniglot-full-{path.stem}-{size}-{_fingerprint([path])}.npz", use_cache,
+        _cached(f"omniglot-full-{path.stem}-{size}-{file_fingerprint([path])}.npz", use_cache,
                 lambda path=path: _read_split([path], None, size))
         for path in zips
     ]  # fmt: skip
@@ -165,18 +154,13 @@ def _existing(root: Path, names: Sequence[str]) -> list[Path]:
 
 def _cached(name: str, use_cache: bool, read: Callable[[], LabelledImages]) -> LabelledImages:
     """``read()``, through the ``.npz`` file ``name`` in the cache directory."""
-    cached = cache_dir() / name
-    if use_cache and cached.is_file():
-        with np.load(cached) as data:
-            return LabelledImages(data["images"], data["labels"], data["class_names"].tolist())
-    result = read()
-    if use_cache:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(partial, images=result.images, labels=result.labels,
-                 class_names=np.array(result.class_names))  # fmt: skip
-        partial.replace(cached)  # atomic: a concurrent reader never sees half a file
-    return result
+
+    def arrays() -> dict[str, np.ndarray]:
+        images, labels, names = read()
+        return {"images": images, "labels": labels, "class_names": np.array(names)}
+
+    data = cached_arrays(name, use_cache, arrays)
+    return LabelledImages(data["images"], data["labels"], data["class_names"].tolist())
 
 
 def _select(sets: Sequence[LabelledImages], chosen: Sequence[tuple[int, int]]) -> LabelledImages:
@@ -292,11 +276,3 @@ def _decode(file: str | Path | IO[bytes], size: int, name: str) -> np.ndarray:
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"corrupt or unreadable Omniglot image: {name}") from error
     return 255 - np.asarray(gray, np.uint8)
-
-
-def _fingerprint(paths: Sequence[Path]) -> str:
-    digest = hashlib.sha1()
-    for path in paths:
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
-    return digest.hexdigest()[:12]
