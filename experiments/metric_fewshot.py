@@ -1,21 +1,30 @@
-"""Few-shot Omniglot with the metric-based learners: prototypical networks (plain, Gaussian,
-semi-supervised), matching networks (with and without full context embeddings), relation
-networks and Siamese networks (trained on the verification pairs of the same episodes).
+"""Few-shot classification with the metric-based learners: prototypical networks (plain,
+Gaussian, semi-supervised), matching networks (with and without full context embeddings),
+relation networks and Siamese networks (trained on the verification pairs of the same
+episodes), and ``nearest-neighbour`` (no training: each query takes the class of its
+nearest support example in raw feature space), the non-meta reference.
 
-Data: the full Omniglot under ``--protocol vinyals`` (all 1,623 characters, a seeded split of
-1,200 for meta-training with a validation share of ``--val-characters``, 423 for the test;
-rotations by 90/180/270 degrees as extra meta-training classes) or ``lake`` (background set
-to meta-train, evaluation set to test). Encoder: Conv-4 (64 channels, 3x3 convolutions,
-norm, ReLU, 2x2 max-pooling: a 64-dimensional embedding of a 28x28 image). Training after
-Snell et al. (2017): episodes of ``--train-ways`` classes (60 in the paper) with
-``--train-shots`` support and ``--train-queries`` query examples per class, Adam at 1e-3
-halved every ``--halve-every`` episodes. The learner kept is the one with the best accuracy
-on fixed ``--ways``-way ``--shots``-shot validation episodes; it is then scored on
-``--test-episodes`` test episodes of each of 5-way / 20-way, 1-shot / 5-shot, with 95%
-intervals (queries: ``--queries`` per class).
+``--dataset spoken_words``: the spoken-words clips as 40 x 40 log-mel spectrograms
+(``metarl.supervised.data.spoken_words``; 30 words to meta-train, 5 to validate, 15 to test;
+test grid 5-way and 15-way, 1-shot and 5-shot).
 
-    python experiments/metric_omniglot.py --learner protonet --shots 1 --seed 0
-    python experiments/metric_omniglot.py --learner protonet --shots 1 --seed 0 --resume
+``--dataset omniglot`` (the default): the full Omniglot under ``--protocol vinyals`` (all
+1,623 characters, a seeded split of 1,200 for meta-training with a validation share of
+``--val-characters``, 423 for the test; rotations by 90/180/270 degrees as extra
+meta-training classes) or ``lake`` (background set to meta-train, evaluation set to test).
+
+Encoder: Conv-4 (64 channels, 3x3 convolutions, norm, ReLU, 2x2 max-pooling: a 64-feature
+embedding of a 28x28 image, 256 of a 40x40 spectrogram). Training after Snell et al.
+(2017): episodes of ``--train-ways`` classes (60 in the paper) with ``--train-shots``
+support and ``--train-queries`` query examples per class, Adam at 1e-3 halved every
+``--halve-every`` episodes. The learner kept is the one with the best accuracy on fixed
+``--ways``-way ``--shots``-shot validation episodes; it is then scored on
+``--test-episodes`` test episodes of each cell of the grid, with 95% intervals (queries:
+``--queries`` per class).
+
+    python experiments/metric_fewshot.py --learner protonet --shots 1 --seed 0
+    python experiments/metric_fewshot.py --learner protonet --shots 1 --seed 0 --resume
+    python experiments/metric_fewshot.py --dataset spoken_words --learner nearest-neighbour
 
 Semi-supervised episodes (Ren et al., 2018): ``--unlabelled M`` adds M unlabelled examples
 of each class to every episode (training, validation and test), ``--distractors H`` M more
@@ -41,25 +50,32 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from torch.nn import Flatten
 
 import metarl
 from metarl.nn import Conv4, Conv4Maps
 from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.omniglot import split_seed, with_rotations
+from metarl.supervised.data.spoken_words import load_spoken_words
 from metarl.supervised.episodes import SemiSupervisedEpisodeSampler
 from metarl.supervised.evaluate import mean_and_ci95
 from metarl.supervised.prototypes import PrototypeLearner
 from metarl.utils import load_checkpoint, seed_everything, start_run
 from metarl.utils.cli import Positive, parse_settings
+from metarl.utils.data import data_root
 from metarl.utils.run import plot_curves
 
-SCRIPT = "experiments/metric_omniglot.py"
+SCRIPT = "experiments/metric_fewshot.py"
 Count = Annotated[int, Positive]
 MetricLearner = Literal[
     "protonet", "gaussian-protonet", "semisupervised-protonet", "matching", "matching-fce",
-    "relation", "siamese",
+    "relation", "siamese", "nearest-neighbour",
 ]  # fmt: skip
-TEST_GRID = ((5, 1), (5, 5), (20, 1), (20, 5))  # the published table's columns
+# (ways, shots) of the test grid: Omniglot's published table's columns; 15 test words
+TEST_GRID = {
+    "omniglot": ((5, 1), (5, 5), (20, 1), (20, 5)),
+    "spoken_words": ((5, 1), (5, 5), (15, 1), (15, 5)),
+}
 RESUME_MAY_CHANGE = ("resume", "overwrite", "out", "threads", "episodes", "test_episodes")
 
 
@@ -67,7 +83,8 @@ RESUME_MAY_CHANGE = ("resume", "overwrite", "out", "threads", "episodes", "test_
 class Settings:
     """Meta-train a prototype learner on Omniglot and score it on the standard grid."""
 
-    learner: MetricLearner = "protonet"  # the metric learner
+    learner: MetricLearner = "protonet"  # the metric learner (or the reference)
+    dataset: Literal["omniglot", "spoken_words"] = "omniglot"  # the data (module docstring)
     covariance: Literal["radius", "diagonal"] = "radius"  # gaussian-protonet's estimate
     unlabelled: int = 0
     """unlabelled examples per class in every episode (0: none; semi-supervised episodes)"""
@@ -92,30 +109,34 @@ class Settings:
     test_episodes: Count = 1_000  # test episodes per grid cell (the issue asks >= 600)
     checkpoint_every: Count = 500  # episodes between checkpoints
     seed: int = 0  # seeds the initialisation and the episodes
-    data: str | None = None  # the folder with the Omniglot zips (None: $METARL_DATA/omniglot)
+    data: str | None = None  # the data set's folder (None: $METARL_DATA/<dataset>)
     out: str | None = None
-    """run folder (None: runs/metric_omniglot/<learner>-<shots>shot-seed<seed>)"""
+    """run folder (None: runs/metric_fewshot/<dataset>/<learner>-<shots>shot-seed<seed>)"""
     resume: bool = False  # continue the run in --out
     overwrite: bool = False  # delete the run in --out and start again
     threads: Count = 1  # torch threads
 
 
-def build_learner(s: Settings) -> PrototypeLearner:
-    """The learner around a max-pooled Conv-4 encoder: its 64-feature embedding, or for
-    relation networks its 64 x 7 x 7 maps after two pooled blocks (Sung et al.)."""
+def build_learner(s: Settings, size: int) -> PrototypeLearner:
+    """The learner around a max-pooled Conv-4 encoder of ``size`` x ``size`` inputs: its
+    embedding (64 features for 28x28 Omniglot), or for relation networks its maps after two
+    pooled blocks (64 x 7 x 7, Sung et al.); ``nearest-neighbour``: ProtoNet on the raw
+    features (flattened), the nearest support example's class in one-shot episodes."""
+    if s.learner == "nearest-neighbour":
+        return metarl.make_learner("protonet", Flatten())
     if s.learner == "relation":
-        maps = Conv4Maps(channels=s.channels, pooled=2, norm=s.norm)
+        maps = Conv4Maps(channels=s.channels, image_size=size, pooled=2, norm=s.norm)
         return metarl.make_learner(
             "relation", maps, channels=s.channels, map_size=maps.map_size, norm=s.norm
         )
-    model = Conv4(ways=1, channels=s.channels, norm=s.norm, downsample="maxpool")
+    model = Conv4(ways=1, channels=s.channels, image_size=size, norm=s.norm, downsample="maxpool")
     extra: dict[str, object] = {}
     if s.learner == "gaussian-protonet":
         extra = {"covariance": s.covariance}
     elif s.learner == "semisupervised-protonet":
         extra = {"distractor_cluster": s.distractor_cluster}
     elif s.learner.startswith("matching") or s.learner == "siamese":
-        extra = {"embedding_dim": s.channels}
+        extra = {"embedding_dim": model.head.in_features}
     return metarl.make_learner(s.learner, model, **extra)
 
 
@@ -140,26 +161,59 @@ def accuracies(learner: PrototypeLearner, sampler: EpisodeSampler, episodes: int
     return torch.cat(scores)
 
 
+def load_splits(s: Settings) -> tuple[tuple, tuple, tuple]:
+    """(examples, labels) of the meta-train (with rotations, for Omniglot), meta-val and
+    test splits of ``--dataset``."""
+    if s.dataset == "spoken_words":
+        root = s.data or data_root(None, "spoken_words")
+        return tuple(tuple(load_spoken_words(name, root)[:2]) for name in ("train", "val", "test"))  # type: ignore[return-value]
+    split = {"protocol": s.protocol, "protocol_seed": s.protocol_seed,
+             "val_characters": s.val_characters}  # fmt: skip
+    train = with_rotations(load_omniglot("train", s.data, **split))
+    val, test = (load_omniglot(name, s.data, **split) for name in ("val", "test"))
+    return tuple(train[:2]), tuple(val[:2]), tuple(test[:2])
+
+
+def test_grid(s: Settings, learner: PrototypeLearner, test: tuple) -> dict[str, dict]:
+    """Accuracy and 95% interval over ``--test-episodes`` episodes of each grid cell."""
+    grid = {}
+    for ways, shots in TEST_GRID[s.dataset]:
+        seed = split_seed(s.seed, "test") + 1000 * ways + shots  # a fixed stream per cell
+        sampler = episodes_of(s, test, ways, shots, s.queries, seed)
+        mean, ci = mean_and_ci95(accuracies(learner, sampler, s.test_episodes))
+        grid[f"{ways}w{shots}s"] = {"accuracy": mean, "ci95": ci}
+        print(f"{ways}-way {shots}-shot: {100 * mean:.2f} ± {100 * ci:.2f}%")
+    return grid
+
+
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
     torch.set_num_threads(s.threads)
     seed_everything(s.seed)
-    out = Path(s.out or f"runs/metric_omniglot/{s.learner}-{s.shots}shot-seed{s.seed}")
-    split = {"protocol": s.protocol, "protocol_seed": s.protocol_seed,
-             "val_characters": s.val_characters}  # fmt: skip
+    name = f"{s.learner}-{s.shots}shot-seed{s.seed}"
+    out = Path(s.out or f"runs/metric_fewshot/{s.dataset}/{name}")
     try:
-        train = with_rotations(load_omniglot("train", s.data, **split))
-        val, test = (load_omniglot(name, s.data, **split) for name in ("val", "test"))
+        train, val, test = load_splits(s)
     except FileNotFoundError as err:
         raise SystemExit(str(err)) from err
+    learner = build_learner(s, train[0].shape[-1])
+    if s.learner == "nearest-neighbour":  # nothing to train: straight to the test grid
+        run = start_run(out, s, argv=argv, script=SCRIPT, ignore=RESUME_MAY_CHANGE)
+        result = {"learner": s.learner, "dataset": s.dataset, "test": test_grid(s, learner, test),
+                  "test_episodes": s.test_episodes}  # fmt: skip
+        written = run.write_results(result)
+        run.finish()
+        return json.loads(written.read_text())
+    classes = len(np.unique(train[1]))
+    if s.train_ways > classes:
+        raise SystemExit(
+            f"--train-ways {s.train_ways}: the meta-training split has {classes} classes"
+        )
     train_shots = s.shots if s.train_shots is None else s.train_shots
     train_seed = split_seed(s.seed, "train")
-    train_episodes = episodes_of(
-        s, train[:2], s.train_ways, train_shots, s.train_queries, train_seed
-    )
+    train_episodes = episodes_of(s, train, s.train_ways, train_shots, s.train_queries, train_seed)
     val_seed = split_seed(s.seed, "val")
-    val_episodes = episodes_of(s, val[:2], s.ways, s.shots, s.queries, val_seed)
-    learner = build_learner(s)
+    val_episodes = episodes_of(s, val, s.ways, s.shots, s.queries, val_seed)
     optimizer = torch.optim.Adam(learner.parameters(), lr=s.lr)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, s.halve_every, gamma=0.5)
     run = start_run(out, s, argv=argv, script=SCRIPT, ignore=RESUME_MAY_CHANGE,
@@ -209,20 +263,14 @@ def main(argv: list[str] | None = None) -> dict:
     best = load_checkpoint(best_path)
     learner.load_state_dict(best["state_dict"])
     learner.eval()
-    grid = {}
-    for ways, shots in TEST_GRID:
-        seed = split_seed(s.seed, "test") + 1000 * ways + shots  # a fixed stream per cell
-        sampler = episodes_of(s, test[:2], ways, shots, s.queries, seed)
-        mean, ci = mean_and_ci95(accuracies(learner, sampler, s.test_episodes))
-        grid[f"{ways}w{shots}s"] = {"accuracy": mean, "ci95": ci}
-        print(f"{ways}-way {shots}-shot: {100 * mean:.2f} ± {100 * ci:.2f}%")
     result = {
         "learner": s.learner,
-        "protocol": s.protocol,
+        "dataset": s.dataset,
+        "protocol": s.protocol if s.dataset == "omniglot" else None,
         "trained_shots": train_shots,
         "unlabelled": s.unlabelled,
         "distractors": s.distractors,
-        "test": grid,
+        "test": test_grid(s, learner, test),
         "test_episodes": s.test_episodes,
         "best_episode": best["extra"]["episode"],
         "val_accuracy": best["extra"]["val_accuracy"],

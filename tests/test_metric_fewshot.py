@@ -1,4 +1,4 @@
-"""experiments/metric_omniglot.py on the full Omniglot: grid results, loadable learner, resume."""
+"""experiments/metric_fewshot.py: grid results, loadable learner, resume; the reference."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ TINY = (
 
 
 def test_runs_score_the_grid_keep_a_loadable_learner_and_resume_bit_for_bit(tmp_path):
-    exp = load_experiment("metric_omniglot")
+    exp = load_experiment("metric_fewshot")
     straight = exp.main([*TINY, "--episodes", "4", "--out", str(tmp_path / "straight")])
     assert set(straight["test"]) == {"5w1s", "5w5s", "20w1s", "20w5s"}
     assert all(0 <= cell["accuracy"] <= 1 for cell in straight["test"].values())
@@ -32,3 +32,17 @@ def test_runs_score_the_grid_keep_a_loadable_learner_and_resume_bit_for_bit(tmp_
     b = metarl.load_learner(tmp_path / "cut" / "learner.pt")
     assert type(a).__name__ == "ProtoNet"
     assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+
+
+def test_spoken_words_and_the_nearest_neighbour_reference(tmp_path):
+    exp = load_experiment("metric_fewshot")
+    reference = exp.main(["--dataset", "spoken_words", "--learner", "nearest-neighbour",
+                          "--queries", "5", "--test-episodes", "20",
+                          "--out", str(tmp_path / "nn")])  # fmt: skip
+    assert set(reference["test"]) == {"5w1s", "5w5s", "15w1s", "15w5s"}
+    assert reference["test"]["5w1s"]["accuracy"] > 0.3  # raw log-mel already beats chance
+    assert not (tmp_path / "nn" / "learner.pt").exists()  # nothing was learned
+    siamese = exp.main(["--dataset", "spoken_words", "--learner", "siamese", *TINY,
+                        "--episodes", "2", "--out", str(tmp_path / "siamese")])  # fmt: skip
+    assert set(siamese["test"]) == set(reference["test"])
+    assert metarl.load_learner(tmp_path / "siamese" / "learner.pt").head.in_features == 8 * 2 * 2
