@@ -1,8 +1,9 @@
 """Few-shot classification with the metric-based learners: prototypical networks (plain,
 Gaussian, semi-supervised), matching networks (with and without full context embeddings),
 relation networks and Siamese networks (trained on the verification pairs of the same
-episodes), and ``nearest-neighbour`` (no training: each query takes the class of its
-nearest support example in raw feature space), the non-meta reference.
+episodes), and ``nearest-neighbour`` (no training: each query takes the class of the
+nearest support example in raw feature space in one-shot episodes, of the nearest class
+mean in few-shot ones), the non-meta reference.
 
 ``--dataset spoken_words``: the spoken-words clips as 40 x 40 log-mel spectrograms
 (``metarl.supervised.data.spoken_words``; 30 words to meta-train, 5 to validate, 15 to test;
