@@ -1,7 +1,8 @@
 """Build the Omniglot results table (.md + .csv) from omniglot.py runs' results.json files.
 
     python experiments/omniglot_report.py --runs experiments/results/omniglot \\
-        --out experiments/results/omniglot.md --notes experiments/results/omniglot_notes.md
+        --out experiments/results/omniglot.md --notes experiments/results/omniglot_notes.md \\
+        --full-runs experiments/results/omniglot_full
 
 Every ``<runs>/*/results.json`` becomes one row: test accuracy on Sanskrit with its 95%
 interval, the published full-Omniglot figure beside it, the iteration the kept initialisation
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Annotated
 
 from matplotlib.figure import Figure  # no pyplot: no global backend, nothing left open
+from omniglot_full_table import full_section
 
 from metarl.utils.cli import NonEmpty, parse_settings
 
@@ -77,6 +79,9 @@ class Settings:
     runs: Annotated[tuple[str, ...], NonEmpty]  # folders whose */results.json are the runs
     out: str  # the table's .md; the .csv and .png beside it take its name
     notes: str | None = None  # a hand-written .md section appended to the table
+    full_runs: str | None = None
+    """folder of the full-Omniglot runs: their table comes first, its rows in
+    omniglot_full.csv beside --out (omniglot_full_table.py)"""
 
 
 def published(learner: str, ways: int, shots: int) -> float | None:
@@ -124,8 +129,17 @@ def main(argv: list[str] | None = None) -> None:
         writer.writeheader()
         writer.writerows(rows)
 
-    lines = [
-        "# Omniglot few-shot classification: accuracy on the Sanskrit meta-test alphabet",
+    lines = ["# Omniglot few-shot classification", ""]
+    if args.full_runs:
+        full, full_rows = full_section(Path(args.full_runs))
+        lines += full
+        if full_rows:
+            with open(out.with_name("omniglot_full.csv"), "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(full_rows[0]))
+                writer.writeheader()
+                writer.writerows(full_rows)
+    lines += [
+        "## The two small background subsets (earlier results): the Sanskrit meta-test alphabet",
         "",
         "Built by `python experiments/omniglot_report.py` from the `results.json` of each run "
         "under " + ", ".join(f"`{f}`" for f in args.runs) + ". Accuracy is the mean over "
@@ -133,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         "published figures are on the standard full-Omniglot test (random alphabets, 1200 "
         "meta-training characters), not on our split.",
         "",
-        "## Grid",
+        "### Grid",
         "",
         "| learner | " + " | ".join(f"{w}-way {k}-shot" for w, k in SETTINGS) + " |",
         "|---|" + "---|" * len(SETTINGS),
@@ -159,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     lines += _references(references)
     lines += [
         "",
-        "## Runs",
+        "### Runs",
         "",
         "| learner | run | setting | accuracy % | adversarial % | published % | episodes | "
         "kept iteration / trained | val % | train wall time | command |",
@@ -222,7 +236,7 @@ def _comparisons(runs: list[dict]) -> list[str]:
         return []
     lines = [
         "",
-        "## Against MAML at equal iterations",
+        "### Against MAML at equal iterations",
         "",
         "Each variant beside the MAML run with the same episodes, augmentation, network, seed "
         "and number of meta-iterations; adversarial accuracy under the same FGSM attack where "
@@ -255,7 +269,7 @@ def _references(references: list[dict]) -> list[str]:
         return []
     lines = [
         "",
-        "## Reference without meta-learning",
+        "### Reference without meta-learning",
         "",
         "A Conv-4 trained as a plain classifier of the meta-training classes (all 183 "
         "characters x 4 rotations, unless a row names fewer characters); a test episode is "
