@@ -35,7 +35,7 @@ from metarl.supervised.data.shapes import ATTRIBUTES, make_shapes
 from metarl.supervised.evaluate import mean_and_ci95
 from metarl.supervised.zero_shot import AttributeClassifier, ZeroShotRelationNet
 from metarl.utils import seed_everything, start_run
-from metarl.utils.cli import Positive, parse_settings
+from metarl.utils.cli import Check, Positive, parse_settings
 
 SCRIPT = "experiments/zero_shot.py"
 Count = Annotated[int, Positive]
@@ -50,6 +50,8 @@ class Settings:
     per_class: Count = 20  # images of every class
     unseen: Count = 30  # held-out combinations
     data_seed: int = 0  # seeds the images and the held-out combinations
+    noise: Annotated[float, Check(lambda x: x >= 0, "must be >= 0")] = 0.0
+    """Gaussian pixel noise on the images (0-255 units): 0 is easy for both learners"""
     held_back: Count = 4  # images of each seen class kept out of training, to score it on
     steps: Count = 3_000  # training steps
     batch_classes: Count = 10  # seen classes per batch
@@ -57,6 +59,9 @@ class Settings:
     lr: Annotated[float, Positive] = 1e-3  # Adam's learning rate
     channels: Count = 32  # Conv-4 width
     hidden: Count = 128  # relation networks' MLP width
+    activation: Literal["relu", "tanh"] = "tanh"
+    """relation networks' MLP activation (the paper's ReLU collapsed to a constant score
+    in our runs; see experiments/results/zero_shot/README.md)"""
     checkpoint_every: Count = 500  # steps between checkpoints
     seed: int = 0  # seeds the initialisation and the batches
     out: str | None = None  # run folder (None: runs/zero_shot/<learner>-seed<seed>)
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     if s.held_back + s.batch_images > s.per_class:
         raise SystemExit(f"--held-back {s.held_back} + --batch-images {s.batch_images} must not "
                          f"exceed --per-class {s.per_class}")  # fmt: skip
-    data = make_shapes(s.per_class, s.unseen, s.data_seed)
+    data = make_shapes(s.per_class, s.unseen, s.data_seed, s.noise)
     if s.batch_classes > len(data.seen):
         raise SystemExit(f"--batch-classes {s.batch_classes}: only {len(data.seen)} seen classes")
     x = torch.from_numpy(data.images).float() / 255
@@ -99,7 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
     encoder = Conv4(ways=1, in_channels=3, image_size=32, channels=s.channels, norm="group")
     dim = encoder.head.in_features
     if s.learner == "relation":
-        learner = ZeroShotRelationNet(encoder, attributes.shape[1], dim, hidden=s.hidden)
+        learner = ZeroShotRelationNet(
+            encoder, attributes.shape[1], dim, hidden=s.hidden, activation=s.activation
+        )
     else:
         groups = [len(values) for values in ATTRIBUTES.values()]
         learner = AttributeClassifier(encoder, dim, groups)

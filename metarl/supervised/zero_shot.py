@@ -38,18 +38,24 @@ class ZeroShotRelationNet(Configurable, nn.Module):
         attribute_dim: length of the class attribute vectors.
         embedding_dim: the encoder's output size.
         hidden: width of the attribute and relation MLPs' hidden layer.
+        activation: their hidden activation (``"relu"``, the paper's, or ``"tanh"``).
     """
 
     config_excludes = ("model",)
 
     def __init__(
-        self, model: nn.Module, attribute_dim: int, embedding_dim: int, hidden: int = 128
+        self,
+        model: nn.Module,
+        attribute_dim: int,
+        embedding_dim: int,
+        hidden: int = 128,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         self.model = model
         self.eval_steps = 0
-        self.describe = MLP(attribute_dim, embedding_dim, (hidden,))
-        self.relation = MLP(2 * embedding_dim, 1, (hidden,))
+        self.describe = MLP(attribute_dim, embedding_dim, (hidden,), activation=activation)
+        self.relation = MLP(2 * embedding_dim, 1, (hidden,), activation=activation)
 
     def scores(self, x: Tensor, attributes: Tensor) -> Tensor:
         """Relation scores ``[B, C]`` of images ``x`` against classes ``attributes [C, A]``."""

@@ -62,9 +62,13 @@ def attribute_vector(combination: tuple[str, ...]) -> np.ndarray:
 
 
 def render(
-    combination: tuple[str, ...], rng: np.random.Generator, size: int = IMAGE_SIZE
+    combination: tuple[str, ...],
+    rng: np.random.Generator,
+    size: int = IMAGE_SIZE,
+    noise: float = 0.0,
 ) -> np.ndarray:
-    """One ``uint8 [3, size, size]`` image of the class ``combination``."""
+    """One ``uint8 [3, size, size]`` image of the class ``combination``, with Gaussian pixel
+    noise of standard deviation ``noise`` (in 0-255 units) on top."""
     shape, colour, scale, texture = combination
     background = rng.integers(0, 40, (size, size, 3)).astype(np.uint8)
     mask = Image.new("L", (size, size), 0)
@@ -94,12 +98,17 @@ def render(
         cover = cover * ((rows // 2) % 2 == 0)
     tint = np.array(RGB[colour], np.float32) * rng.uniform(0.8, 1.0)
     image = background * (1 - cover[..., None]) + tint * cover[..., None]
+    if noise > 0:
+        image = image + rng.normal(0.0, noise, image.shape)
     return image.clip(0, 255).astype(np.uint8).transpose(2, 0, 1)
 
 
-def make_shapes(per_class: int = 20, unseen: int = 30, seed: int = 0) -> AttributeShapes:
-    """``per_class`` images of every class, and a seeded choice of ``unseen`` held-out
-    classes that leaves every attribute value among the seen ones."""
+def make_shapes(
+    per_class: int = 20, unseen: int = 30, seed: int = 0, noise: float = 0.0
+) -> AttributeShapes:
+    """``per_class`` images of every class (pixel ``noise``, see ``render``), and a seeded
+    choice of ``unseen`` held-out classes that leaves every attribute value among the seen
+    ones."""
     classes = combinations()
     if not 0 < unseen < len(classes) or per_class < 1:
         raise ValueError(f"need 0 < unseen < {len(classes)} and per_class >= 1")
@@ -110,7 +119,7 @@ def make_shapes(per_class: int = 20, unseen: int = 30, seed: int = 0) -> Attribu
         present = {v for i in kept for v in classes[i]}
         if present == {v for values in ATTRIBUTES.values() for v in values}:
             break
-    images = np.stack([render(c, rng) for c in classes for _ in range(per_class)])
+    images = np.stack([render(c, rng, noise=noise) for c in classes for _ in range(per_class)])
     labels = np.repeat(np.arange(len(classes)), per_class)
     attributes = np.stack([attribute_vector(c) for c in classes])
     names = ["/".join(c) for c in classes]
