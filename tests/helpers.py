@@ -140,3 +140,21 @@ def cluster_episodes(tasks: int, generator: torch.Generator, ways: int = 5, shot
         x[:, :, :shots].flatten(1, 2), y[:, :, :shots].flatten(1, 2),
         x[:, :, shots:].flatten(1, 2), y[:, :, shots:].flatten(1, 2),
     )  # fmt: skip
+
+
+def train_episodes(
+    learner: nn.Module, batches, steps: int, lr: float = 3e-3, **loss_kwargs
+) -> None:
+    """``steps`` Adam steps of ``learner.meta_loss`` on ``batches()``' episodes."""
+    optimiser = torch.optim.Adam(learner.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = learner.meta_loss(batches(), **loss_kwargs)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+
+def query_accuracy(learner: nn.Module, batch) -> float:
+    """Fraction of ``batch``'s queries a metric learner classifies right."""
+    query_y = batch["query_y"] if isinstance(batch, dict) else batch.query_y
+    return (learner.query_logits(batch).argmax(-1) == query_y).float().mean().item()

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import metarl
-from helpers import cluster_episodes
+from helpers import cluster_episodes, query_accuracy, train_episodes
 from metarl.nn import MLP
 from metarl.supervised.matching import MatchingNet
 
@@ -55,15 +55,7 @@ def test_a_few_hundred_episodes_beat_chance_by_far(name):
     learner = metarl.make_learner(name, MLP(20, 16, hidden=(32,)), embedding_dim=16)
     test = cluster_episodes(200, torch.Generator().manual_seed(1))
 
-    def accuracy() -> float:
-        return (learner.query_logits(test).argmax(-1) == test.query_y).float().mean().item()
-
-    before = accuracy()
-    optimiser = torch.optim.Adam(learner.parameters(), lr=3e-3)
-    for _ in range(300):
-        loss = learner.meta_loss(cluster_episodes(8, generator), F.cross_entropy)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    after = accuracy()
+    before = query_accuracy(learner, test)
+    train_episodes(learner, lambda: cluster_episodes(8, generator), 300, loss_fn=F.cross_entropy)
+    after = query_accuracy(learner, test)
     assert before < 0.5 and after > 0.7, (before, after)  # chance: 0.2

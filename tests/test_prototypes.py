@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import metarl
-from helpers import cluster_episodes, clusters
+from helpers import cluster_episodes, clusters, query_accuracy, train_episodes
 from metarl.core.learners import TaskBatch
 from metarl.nn import MLP
 from metarl.supervised import GaussianProtoNet, ProtoNet, SemiSupervisedProtoNet
@@ -69,24 +69,15 @@ def test_soft_kmeans_moves_prototypes_towards_their_unlabelled_examples():
     assert (kept - centres).abs().max() < 1e-3 < (moved - centres).abs().max()
 
 
-def _accuracy(learner, batch) -> float:
-    return (learner.query_logits(batch).argmax(-1) == batch.query_y).float().mean().item()
-
-
 @pytest.mark.parametrize("name", ["protonet", "gaussian-protonet", "semisupervised-protonet"])
 def test_a_few_hundred_episodes_learn_to_ignore_the_noise(name, tmp_path):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     learner = metarl.make_learner(name, MLP(20, 9, hidden=(32,)))
     test = cluster_episodes(200, torch.Generator().manual_seed(1))
-    before = _accuracy(learner, test)
-    optimiser = torch.optim.Adam(learner.parameters(), lr=3e-3)
-    for _ in range(300):
-        loss = learner.meta_loss(cluster_episodes(8, generator), F.cross_entropy)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    after = _accuracy(learner, test)
+    before = query_accuracy(learner, test)
+    train_episodes(learner, lambda: cluster_episodes(8, generator), 300, loss_fn=F.cross_entropy)
+    after = query_accuracy(learner, test)
     assert before < 0.5 and after > 0.8, (before, after)  # chance: 0.2
     metarl.save_learner(tmp_path / "learner.pt", learner)
     loaded = metarl.load_learner(tmp_path / "learner.pt")
@@ -94,7 +85,7 @@ def test_a_few_hundred_episodes_learn_to_ignore_the_noise(name, tmp_path):
     torch.testing.assert_close(loaded.query_logits(test), learner.query_logits(test))
 
 
-def test_unlabelled_examples_refine_the_prototypes_of_semi_supervisedcluster_episodes():
+def test_unlabelled_examples_refine_the_prototypes_of_semi_supervised_episodes():
     """Trained on 1-shot episodes with 5 unlabelled examples per class, the semi-supervised
     learner classifies better with them than without (the same weights, ProtoNet's rule)."""
     torch.manual_seed(0)
@@ -109,15 +100,9 @@ def test_unlabelled_examples_refine_the_prototypes_of_semi_supervisedcluster_epi
 
     encoder = MLP(20, 8, hidden=(32,))
     learner = SemiSupervisedProtoNet(encoder, distractor_cluster=True)
-    optimiser = torch.optim.Adam(learner.parameters(), lr=3e-3)
-    for _ in range(300):
-        loss = learner.meta_loss(episodes(8, generator))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+    train_episodes(learner, lambda: episodes(8, generator), 300)
     test = episodes(300, torch.Generator().manual_seed(1))
-    with_unlabelled = (learner.query_logits(test).argmax(-1) == test["query_y"]).float().mean()
-    plain = ProtoNet(encoder)
-    without = (plain.query_logits(test).argmax(-1) == test["query_y"]).float().mean()
+    with_unlabelled = query_accuracy(learner, test)
+    without = query_accuracy(ProtoNet(encoder), test)
     assert with_unlabelled > without + 0.02, (with_unlabelled, without)
     assert learner.log_radius.grad is not None  # the distractor's length scale is learned

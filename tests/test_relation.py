@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import metarl
+from helpers import query_accuracy, train_episodes
 from metarl.core.learners import TaskBatch
 from metarl.nn import Conv4Maps
 from metarl.supervised.relation import RelationNet, relation_mse
@@ -57,17 +58,9 @@ def test_a_few_hundred_episodes_learn_to_compare(tmp_path):
     learner = metarl.make_learner("relation", encoder, channels=16, map_size=4)
     test = _pattern_episodes(100, torch.Generator().manual_seed(1))
 
-    def accuracy() -> float:
-        return (learner.query_logits(test).argmax(-1) == test.query_y).float().mean().item()
-
-    before = accuracy()
-    optimiser = torch.optim.Adam(learner.parameters(), lr=3e-3)
-    for _ in range(300):
-        loss = learner.meta_loss(_pattern_episodes(4, generator))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    after = accuracy()
+    before = query_accuracy(learner, test)
+    train_episodes(learner, lambda: _pattern_episodes(4, generator), 300)
+    after = query_accuracy(learner, test)
     assert before < 0.3 and after > 0.45, (before, after)  # chance: 0.2; slower than ProtoNet
     metarl.save_learner(tmp_path / "r.pt", learner)
     loaded = metarl.load_learner(tmp_path / "r.pt")

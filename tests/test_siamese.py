@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import metarl
-from helpers import cluster_episodes
+from helpers import cluster_episodes, query_accuracy, train_episodes
 from metarl.nn import MLP
 from metarl.supervised.siamese import SiameseNet
 
@@ -31,17 +31,9 @@ def test_verification_training_learns_to_classify_one_shot(tmp_path):
     learner = metarl.make_learner("siamese", MLP(20, 16, hidden=(32,)), embedding_dim=16)
     test = cluster_episodes(200, torch.Generator().manual_seed(1))
 
-    def accuracy() -> float:
-        return (learner.query_logits(test).argmax(-1) == test.query_y).float().mean().item()
-
-    before = accuracy()
-    optimiser = torch.optim.Adam(learner.parameters(), lr=3e-3)
-    for _ in range(300):
-        loss = learner.meta_loss(cluster_episodes(8, generator))  # binary cross-entropy
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    after = accuracy()
+    before = query_accuracy(learner, test)
+    train_episodes(learner, lambda: cluster_episodes(8, generator), 300)  # binary cross-entropy
+    after = query_accuracy(learner, test)
     assert before < 0.5 and after > 0.7, (before, after)  # chance: 0.2
     metarl.save_learner(tmp_path / "s.pt", learner)
     torch.testing.assert_close(metarl.load_learner(tmp_path / "s.pt").query_logits(test),
