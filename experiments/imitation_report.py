@@ -28,9 +28,11 @@ NAMES = {
     "reptile": "MIL (Reptile)", "multitask": "multi-task cloning, fine-tuned",
     "scratch": "cloning from scratch on the demonstration",
     "daml": "domain-adaptive meta-learning", "invdyn": "inverse-dynamics labels, then cloning",
+    "invdyn-multitask": "inverse-dynamics labels, multi-task cloning fine-tuned",
     "metarl": "meta-RL MAML-TRPO (no demonstration)",
 }  # fmt: skip
-BASELINES = ("multitask", "scratch")  # MIL's; "invdyn" is domain-adaptive learning's
+BASELINES = ("multitask", "scratch")  # MIL's
+OBSERVATION_BASELINES = ("invdyn", "invdyn-multitask")  # domain-adaptive learning's
 CLONED_ONCE = ("scratch", "invdyn")  # one row: a fresh policy cloned on the demonstration
 BAR = 0.15  # MIL within 15% of the expert's return
 
@@ -107,7 +109,8 @@ def baseline_return(result: dict) -> float:
     """A baseline's score: the multi-task policy after one step on the demonstration (as
     MIL), a policy cloned from scratch (on the demonstration's actions or on inferred ones)
     after all its cloning steps."""
-    steps = "1" if result["learner"] == "multitask" else list(result["return_after_steps"])[-1]
+    one_step = result["learner"] in ("multitask", "invdyn-multitask")
+    steps = "1" if one_step else list(result["return_after_steps"])[-1]
     return after(result, steps)["mean"]
 
 
@@ -118,7 +121,7 @@ def verdicts(results: list[dict], expert: dict) -> list[str]:
     baseline_best = max(
         (baseline_return(r) for r in results if r["learner"] in BASELINES), default=None
     )
-    invdyn = [baseline_return(r) for r in results if r["learner"] == "invdyn"]
+    invdyn = [baseline_return(r) for r in results if r["learner"] in OBSERVATION_BASELINES]
     lines = []
     for r in results:
         if r["learner"] == "daml":
@@ -126,7 +129,7 @@ def verdicts(results: list[dict], expert: dict) -> list[str]:
             word = "above" if ours > before else "**not above**"
             if invdyn:
                 beats = "above" if ours > max(invdyn) else "**not above**"
-                versus = f"{beats} the inverse-dynamics baseline ({max(invdyn):.2f})"
+                versus = f"{beats} the best inverse-dynamics baseline ({max(invdyn):.2f})"
             else:
                 versus = "no inverse-dynamics baseline run yet"
             lines.append(
@@ -134,7 +137,7 @@ def verdicts(results: list[dict], expert: dict) -> list[str]:
                 f"observation-only demonstration; {word} its policy before adapting "
                 f"({before:.2f}); {versus}."
             )
-        if r["learner"] in (*BASELINES, "daml", "invdyn", "metarl"):
+        if r["learner"] in (*BASELINES, *OBSERVATION_BASELINES, "daml", "metarl"):
             continue
         ours = after(r, "1")["mean"]
         near = "met" if ours >= limit else "**not met**"

@@ -17,7 +17,8 @@ meta-learning, Yu et al. 2018: the inner loss is a learned network over the demo
 observations, meta-trained with the initialisation; the outer loss clones the query
 demonstration's actions) and its non-meta baseline ``--learner invdyn`` (an inverse-dynamics
 model trained on the meta-training demonstrations labels the held-out demonstration's
-actions, then a fresh policy clones them as ``scratch`` does).
+actions, then a fresh policy clones them as ``scratch`` does; ``--learner invdyn-multitask``
+fine-tunes the multi-task policy on them instead, as ``multitask`` does on real actions).
 
     python experiments/make_demos.py --tasks 200 --noise 0.3 --seed 0 --out demos/nav-train
     python experiments/make_demos.py --tasks 40 --demos-per-task 1 --seed 1 --out demos/nav-test
@@ -61,9 +62,18 @@ SCRIPT = "experiments/mil.py"
 Count = Annotated[int, Positive]
 StepSize = Annotated[float, Positive]
 LearnerName = Literal[
-    "maml", "fomaml", "metasgd", "reptile", "multitask", "scratch", "daml", "invdyn"
+    "maml",
+    "fomaml",
+    "metasgd",
+    "reptile",
+    "multitask",
+    "scratch",
+    "daml",
+    "invdyn",
+    "invdyn-multitask",
 ]
-OBSERVATION_ONLY = ("daml", "invdyn")  # never see the held-out demonstration's actions
+# never see the held-out demonstration's actions
+OBSERVATION_ONLY = ("daml", "invdyn", "invdyn-multitask")
 
 
 @dataclass
@@ -109,7 +119,7 @@ def build_learner(s: Settings) -> MetaLearner:
         return make_learner("daml", policy, obs_dim=obs_dim, act_dim=act_dim,
                             inner_lr=s.inner_lr, inner_steps=s.inner_steps,
                             loss_hidden=s.loss_hidden)  # fmt: skip
-    if s.learner in ("multitask", "scratch", "invdyn"):
+    if s.learner in ("multitask", "scratch", "invdyn", "invdyn-multitask"):
         return make_learner("maml", policy, inner_lr=s.inner_lr, inner_steps=0)
     return make_learner(s.learner, policy, inner_lr=s.inner_lr, inner_steps=s.inner_steps)
 
@@ -198,6 +208,8 @@ def main(argv: list[str] | None = None) -> dict:
             "success": episodes.terminated.float().mean().item(),
         }
 
+    if s.learner == "invdyn-multitask":  # inferred labels, then fine-tuned like multitask
+        support = labelled_by_inverse_dynamics(s, train, test)
     if s.learner in ("scratch", "invdyn"):  # one row: cloned on the demonstration alone
         policy = learner.model
         if s.learner == "invdyn":  # its actions labelled by the inverse-dynamics model

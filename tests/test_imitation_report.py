@@ -26,12 +26,13 @@ def test_table_and_verdicts(tmp_path):
         "scratch": {0: -80.0, 500: -50.0},  # its step 0 (untrained) must not count
         "daml": {0: -30.0, 1: -8.0},  # above its start and the inverse-dynamics baseline
         "invdyn": {0: -80.0, 500: -12.0},  # not a MIL baseline: -12 < -10 changes nothing
+        "invdyn-multitask": {0: -30.0, 1: -9.0},  # the better one: its one-step score
     }
     for learner, after in runs.items():
         folder = tmp_path / "nav" / f"{learner}-seed0"
         folder.mkdir(parents=True)
         result = _result(learner, after)
-        if learner in ("daml", "invdyn"):
+        if learner in ("daml", "invdyn", "invdyn-multitask"):
             result["test_demonstration"] = "observations only"
         (folder / "results.json").write_text(json.dumps(result))
     meta_rl = tmp_path / "nav" / "metarl-maml-trpo-seed0"  # a maml_rl.py run's eval.json
@@ -62,6 +63,6 @@ def test_table_and_verdicts(tmp_path):
     (daml,) = (line for line in text.splitlines() if line.startswith("- domain-adaptive"))
     assert "-8.00 after one step" in daml
     assert (
-        "above its policy before adapting (-30.00); above the inverse-dynamics baseline "
-        "(-12.00)" in daml
+        "above its policy before adapting (-30.00); above the best inverse-dynamics baseline "
+        "(-9.00)" in daml
     )
