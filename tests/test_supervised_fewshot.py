@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import load_experiment
-from metarl.learners import LEARNERS, load_learner, make_learner, save_learner
+from metarl.learners import learner_names, load_learner, make_learner, save_learner
 from metarl.nn import MLP, Conv4
 from metarl.supervised import ContextMLP, EpisodeSampler
 from metarl.supervised.data import omniglot
@@ -56,7 +56,7 @@ SETTINGS = {
 
 
 # ADML clips its attacks to image bounds [0, 1]; tests/test_supervised_adml.py trains it.
-@pytest.mark.parametrize("kind", [k for k in LEARNERS if k != "adml"])
+@pytest.mark.parametrize("kind", [k for k in learner_names("gradient") if k != "adml"])
 def test_every_learner_beats_chance_after_a_few_hundred_iterations(kind):
     torch.manual_seed(0)
     data, labels = _prototype_data()
@@ -100,7 +100,7 @@ def test_saved_learner_predicts_what_the_trained_one_does(tmp_path):
 
 def test_unknown_names_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown learner"):
-        make_learner("protonet", mlp(), inner_lr=0.1)
+        make_learner("no-such-learner", mlp(), inner_lr=0.1)
     with pytest.raises(ValueError, match="not registered"):  # a checkpoint naming a strange model
         save_learner(tmp_path / "l.pt", build("maml", 0.1, 1))
         state = load_checkpoint(tmp_path / "l.pt")
@@ -169,7 +169,7 @@ def test_query_groups_classify_one_query_per_class_per_batch():
         accuracies_after_steps(plain, episodes, 1, query_groups=2)
 
 
-@pytest.mark.parametrize("kind", [k for k in LEARNERS if k != "adml"])
+@pytest.mark.parametrize("kind", [k for k in learner_names("gradient") if k != "adml"])
 def test_evaluation_adapts_like_the_learner_without_recording_its_rule(kind):
     """``adapted_to_support`` equals each task's own ``adapt``; a learned rule's state carries
     no autograd graph (an LSTM rule's graph over every weight of 50 Conv-4 tasks once filled
