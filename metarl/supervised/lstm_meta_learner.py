@@ -22,18 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from metarl.core.learned_optimizer import preprocess
 from metarl.core.learners import BatchingChoice, MetaLearner
 from metarl.core.params import Params
 from metarl.core.rules import StatefulRule
-
-
-def preprocess(x: Tensor, p: float = 10.0, dim: int = -1) -> Tensor:
-    """``(log|x| / p, sign x)`` where ``|x| >= e^-p``, else ``(-1, e^p x)``, stacked along
-    ``dim`` (``[..., 2]`` by default)."""
-    big = x.abs() >= math.exp(-p)
-    first = torch.where(big, torch.log(x.abs().clamp_min(math.exp(-p))) / p, -torch.ones_like(x))
-    second = torch.where(big, torch.sign(x), math.exp(p) * x)
-    return torch.stack((first, second), dim=dim)
 
 
 class LSTMRule(StatefulRule):
