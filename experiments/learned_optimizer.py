@@ -53,7 +53,17 @@ from metarl.utils.run import plot_curves
 
 SCRIPT = "experiments/learned_optimizer.py"
 Count = Annotated[int, Positive]
-RESUME_MAY_CHANGE = ("resume", "overwrite", "out", "threads", "meta_iterations", "data")
+# the learning-rate grid and the test problems only enter the evaluation after meta-training
+RESUME_MAY_CHANGE = (
+    "resume",
+    "overwrite",
+    "out",
+    "threads",
+    "meta_iterations",
+    "data",
+    "lrs",
+    "test_problems",
+)
 HAND_DESIGNED = ("sgd", "nag", "rmsprop", "adam")
 # test settings of --problem mlp: hidden widths and activation
 MLP_SETTINGS: dict[str, tuple[tuple[int, ...], Activation]] = {
@@ -82,8 +92,10 @@ class Settings:
     val_problems: Count = 10  # validation problems (choosing the LSTM and the lrs)
     test_problems: Count = 20  # held-out problems per test setting
     val_every: Count = 50  # meta-iterations between validations (and checkpoints)
-    lrs: Annotated[tuple[float, ...], Positive, NonEmpty] = (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
-    """learning rates tried for each hand-designed optimiser"""
+    lrs: Annotated[tuple[float, ...], Positive, NonEmpty] = (
+        1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # fmt: skip
+    """learning rates tried for each hand-designed optimiser (a choice at either end of the
+    grid is reported in ``results.json`` as ``tuned_at_grid_edge``)"""
     seed: int = 0  # seeds the LSTM's initialisation and the training problems
     data: str | None = None  # Omniglot root (default: $METARL_DATA)
     out: str | None = None  # run folder (None: runs/learned_optimizer/<problem>-seed<seed>)
@@ -206,6 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
             },
             "mean_loss": {k: c[:, 1:].mean().item() for k, c in curves.items()},
             "tuned_lr": tuned,
+            "tuned_at_grid_edge": [k for k, lr in tuned.items() if lr in (min(s.lrs), max(s.lrs))],
         }
         for k, c in curves.items():
             mean, err = c.mean(0), c.std(0) / math.sqrt(len(c))
@@ -229,6 +242,9 @@ def main(argv: list[str] | None = None) -> dict:
     for setting, r in results.items():
         finals = ", ".join(f"{k} {v:.4g}" for k, v in r["final_loss"].items())
         print(f"{setting}: final loss {finals}")
+        if r["tuned_at_grid_edge"]:
+            print(f"  warning: {r['tuned_at_grid_edge']} chose a learning rate at the end of "
+                  "--lrs; widen the grid")  # fmt: skip
     return result
 
 

@@ -1,0 +1,143 @@
+"""The learned-optimiser and memory-network results tables, from their run folders.
+
+    python experiments/learning_to_learn_reports.py
+
+``experiments/results/learned_optimizer.md``: every ``learned_optimizer.py`` run under
+``--learned-optimizer`` (final and mean loss of the LSTM optimiser and the tuned
+hand-designed ones on held-out problems, per test setting, with the loss-curve PNGs).
+``experiments/results/memory.md``: every ``ntm_copy.py`` run under ``--memory`` (copy cost and
+wrong bits per test length). Each folder's ``README.md``, if there is one, is appended as notes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from metarl.utils.cli import parse_settings
+
+OPTIMIZERS = {"lstm": "LSTM optimiser (learned)", "sgd": "SGD", "nag": "Nesterov momentum",
+              "rmsprop": "RMSprop", "adam": "Adam"}  # fmt: skip
+PAPER_SETTINGS = {
+    "quadratic": "10-dimensional quadratics (the paper's Figure 2, left)",
+    "mlp": "the training architecture (one hidden layer, 20 sigmoid units)",
+    "mlp-40-units": "40 hidden units (the paper: the LSTM still wins)",
+    "mlp-2-layers": "two hidden layers (the paper: the LSTM still wins)",
+    "mlp-relu": "ReLU units (the paper: the LSTM fails)",
+}
+
+
+@dataclass
+class Settings:
+    """Write the learned-optimiser and memory tables."""
+
+    learned_optimizer: str = "experiments/results/learned_optimizer"  # learned_optimizer.py runs
+    memory: str = "experiments/results/memory"  # ntm_copy.py runs
+    out: str = "experiments/results"  # where learned_optimizer.md and memory.md go
+
+
+def _runs(folder: Path, out: Path) -> list[dict]:
+    """Every run's results, with ``run`` (its folder name) and ``link`` (its folder relative
+    to ``out``, where the report goes)."""
+    return [{**json.loads(p.read_text()), "run": p.parent.name,
+             "link": Path(os.path.relpath(p.parent, out)).as_posix()}
+            for p in sorted(folder.glob("*/results.json"))]  # fmt: skip
+
+
+def _notes(folder: Path) -> list[str]:
+    readme = folder / "README.md"
+    return ["", readme.read_text().rstrip()] if readme.is_file() else []
+
+
+def _provenance(run: dict) -> str:
+    return (f"`{run['command']}` (seed {run['seed']}; {run['train_wall_s'] / 60:.0f} min of "
+            f"training on {run['machine']}; {run['date'][:10]})")  # fmt: skip
+
+
+def learned_optimizer_lines(folder: Path, out: Path) -> list[str]:
+    """The learned-optimiser tables, one per run and test setting."""
+    lines = [
+        "# Learning to learn by gradient descent by gradient descent",
+        "",
+        "The coordinate-wise LSTM optimiser (`metarl.core.learned_optimizer`, Andrychowicz et "
+        "al. 2016) against SGD, Nesterov momentum, RMSprop and Adam, each at the learning rate "
+        "(from the run's grid) with the lowest mean loss on validation problems of the same "
+        "setting. Loss after the last step and mean loss over the trajectory, mean over the "
+        "held-out problems with its standard error. The paper reports curves, not numbers: "
+        "its claims are given beside each setting.",
+    ]
+    for run in _runs(folder, out):
+        lines += ["", f"## {run['problem']} (`{run['run']}`)", "",
+                  f"{run['test_problems']} held-out problems, {run['horizon']} steps; LSTM "
+                  f"chosen at meta-iteration {run['chosen_iteration']} by validation loss. "
+                  f"Command: {_provenance(run)}.",
+                  "", f"![meta-training]({run['link']}/meta_training.png)"]  # fmt: skip
+        for setting, r in run["settings"].items():
+            lines += ["", f"### {setting}: {PAPER_SETTINGS.get(setting, setting)}", "",
+                      "| optimiser | learning rate | final loss | mean loss over the steps |",
+                      "|---|---|---|---|"]  # fmt: skip
+            best = min(r["final_loss"], key=r["final_loss"].get)
+            for name, final in r["final_loss"].items():
+                cell = f"{final:.4g} ± {r['final_stderr'][name]:.2g}"
+                cell = f"**{cell}**" if name == best else cell
+                lr = r["tuned_lr"].get(name, "learned")
+                lines.append(f"| {OPTIMIZERS.get(name, name)} | {lr} | {cell} | "
+                             f"{r['mean_loss'][name]:.4g} |")  # fmt: skip
+            if r.get("tuned_at_grid_edge"):
+                lines += [
+                    "",
+                    f"Tuned at the end of the grid: {', '.join(r['tuned_at_grid_edge'])}.",
+                ]
+            lines += ["", f"![{setting}]({run['link']}/curves-{setting}.png)"]
+    return lines + _notes(folder)
+
+
+def memory_lines(folder: Path, out: Path) -> list[str]:
+    """The copy-task table: cost and wrong bits per test length, one row per run."""
+    runs = _runs(folder, out)
+    lengths = sorted({int(n) for r in runs for n in r["test"]})
+    lines = [
+        "# Memory-augmented networks",
+        "",
+        "## Copy task (Graves et al. 2014)",
+        "",
+        "Cost in bits per sequence (cross-entropy of the answer, summed over its bits) and "
+        "the share of wrong bits (thresholded at 1/2), on 100 held-out sequences per length, "
+        "after training on lengths 1-20. Graves et al. report the NTM's cost near 0 bits at "
+        "length 20 and good copies up to length 120, where the LSTM fails.",
+        "",
+        "| model | sequences seen | " + " | ".join(f"length {n}" for n in lengths) + " |",
+        "|---|---|" + "---|" * len(lengths),
+    ]
+    for run in runs:
+        name = "NTM, " + run["controller"] + " controller" if run["model"] == "ntm" else "LSTM"
+        cells = []
+        for n in lengths:
+            r = run["test"].get(str(n))
+            cells.append(f"{r['bits_per_sequence']:.3g} bits, {r['wrong_bits_percent']:.2g}% "
+                         "wrong" if r else "")  # fmt: skip
+        lines.append(f"| {name} (`{run['run']}`) | {run['sequences_seen']:,} | "
+                     + " | ".join(cells) + " |")  # fmt: skip
+    lines.append("")
+    for run in runs:
+        copies = ", ".join(f"[length {n}]({run['link']}/copy-{n}.png)" for n in lengths)
+        lines += [f"- `{run['run']}`: {_provenance(run)}; cost curve "
+                  f"[{run['link']}/cost.png]({run['link']}/cost.png), copies {copies}"]  # fmt: skip
+    return lines + _notes(folder)
+
+
+def main(argv: list[str] | None = None) -> None:
+    s = parse_settings(Settings, argv)
+    out = Path(s.out)
+    reports = (("learned_optimizer.md", s.learned_optimizer, learned_optimizer_lines),
+               ("memory.md", s.memory, memory_lines))  # fmt: skip
+    for name, folder, make in reports:
+        if Path(folder).is_dir():
+            (out / name).write_text("\n".join(make(Path(folder), out)) + "\n")
+            print(f"wrote {out / name}")
+
+
+if __name__ == "__main__":
+    main()
