@@ -26,11 +26,8 @@ import numpy as np
 import torch
 
 from metarl.supervised.copy_task import answer, bits_per_sequence, copy_batch, wrong_bits
-from metarl.supervised.ntm import (
-    LSTMSequenceModel,
-    NeuralTuringMachine,
-    save_sequence_model,
-)
+from metarl.supervised.ntm import NeuralTuringMachine
+from metarl.supervised.sequence_models import LSTMSequenceModel, save_sequence_model
 from metarl.utils import seed_everything, start_run
 from metarl.utils.cli import NonEmpty, Positive, parse_settings
 from metarl.utils.run import plot_curves

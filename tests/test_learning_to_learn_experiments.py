@@ -8,7 +8,8 @@ import json
 
 from helpers import load_experiment
 from metarl.core.learned_optimizer import load_rule
-from metarl.supervised.ntm import NeuralTuringMachine, load_sequence_model
+from metarl.supervised.ntm import NeuralTuringMachine
+from metarl.supervised.sequence_models import load_sequence_model
 
 
 def test_copy_run_writes_its_results_and_resumes(tmp_path):

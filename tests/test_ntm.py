@@ -19,9 +19,9 @@ from metarl.supervised.addressing import (
     write,
 )
 from metarl.supervised.copy_task import answer, bits_per_sequence, copy_batch, wrong_bits
-from metarl.supervised.ntm import (
+from metarl.supervised.ntm import NeuralTuringMachine
+from metarl.supervised.sequence_models import (
     LSTMSequenceModel,
-    NeuralTuringMachine,
     load_sequence_model,
     save_sequence_model,
 )

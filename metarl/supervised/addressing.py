@@ -16,19 +16,27 @@ NTM addressing, one head, one step::
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
 def content_weights(memory: Tensor, key: Tensor, beta: Tensor, eps: float = 1e-8) -> Tensor:
-    """``softmax_i(beta * cos(key, memory[i]))``; ``key: [B, W]``, ``beta: [B]`` or ``[B, 1]``."""
-    similarity = F.cosine_similarity(memory, key[:, None, :], dim=-1, eps=eps)
-    return torch.softmax(beta.reshape(-1, 1) * similarity, dim=-1)
+    """``softmax_i(beta * cos(key, memory[i]))`` for ``key: [B, W]`` (``beta: [B]`` or
+    ``[B, 1]``) or one key per head, ``key: [B, H, W]`` (``beta: [B, H]`` or ``[B, H, 1]``);
+    the weighting has the key's shape with ``W`` replaced by the slots ``N``."""
+    batch, width = key.shape[0], key.shape[-1]
+    keys = key.reshape(batch, -1, width)
+    unit_keys = keys / keys.norm(dim=-1, keepdim=True).clamp_min(eps)
+    unit_rows = memory / memory.norm(dim=-1, keepdim=True).clamp_min(eps)
+    similarity = torch.einsum("bhw,bnw->bhn", unit_keys, unit_rows)
+    weights = torch.softmax(beta.reshape(batch, -1, 1) * similarity, dim=-1)
+    return weights.reshape(*key.shape[:-1], memory.shape[1])
 
 
 def interpolate(content: Tensor, previous: Tensor, gate: Tensor) -> Tensor:
-    """``gate * content + (1 - gate) * previous``; ``gate: [B]`` or ``[B, 1]`` in ``[0, 1]``."""
-    gate = gate.reshape(-1, 1)
+    """``gate * content + (1 - gate) * previous`` for weightings ``[B, N]`` (``gate: [B]`` or
+    ``[B, 1]`` in ``[0, 1]``) or ``[B, H, N]`` (``gate: [B, H]`` or ``[B, H, 1]``);
+    ``previous`` broadcasts against ``content``."""
+    gate = gate.reshape(*content.shape[:-1], 1)
     return gate * content + (1 - gate) * previous
 
 
@@ -66,8 +74,9 @@ def ntm_address(
 
 
 def read(memory: Tensor, weights: Tensor) -> Tensor:
-    """The read vector ``sum_i w[i] M[i]``: ``[B, W]``."""
-    return torch.einsum("bn,bnw->bw", weights, memory)
+    """The read vector ``sum_i w[i] M[i]``: ``[B, W]`` for ``weights: [B, N]``, ``[B, H, W]``
+    for one weighting per head, ``[B, H, N]``."""
+    return torch.einsum("b...n,bnw->b...w", weights, memory)
 
 
 def write(memory: Tensor, weights: Tensor, erase: Tensor, add: Tensor) -> Tensor:
@@ -87,7 +96,8 @@ def least_used(usage: Tensor, reads: int) -> Tensor:
 
 def lru_write_weights(gate: Tensor, previous_read: Tensor, previous_least_used: Tensor) -> Tensor:
     """MANN's write weighting ``sigmoid(alpha) w_r(t-1) + (1 - sigmoid(alpha)) w_lu(t-1)``,
-    ``gate = sigmoid(alpha)`` given as ``[B]`` or ``[B, 1]``."""
+    ``gate = sigmoid(alpha)``, shaped as for ``interpolate``: per head, ``previous_read`` is
+    ``[B, H, N]``, ``gate`` ``[B, H, 1]`` and ``previous_least_used`` ``[B, 1, N]``."""
     return interpolate(previous_read, previous_least_used, gate)
 
 

@@ -1,4 +1,4 @@
-"""Neural Turing machine (Graves, Wayne & Danihelka, 2014) and the LSTM it is compared with.
+"""Neural Turing machine (Graves, Wayne & Danihelka, 2014).
 
 An LSTM (or feed-forward) controller reads the input and the previous step's read vectors;
 its output parametrises each head's addressing (key ``k``, strength ``beta = softplus``,
@@ -14,8 +14,6 @@ step through memory from a known place), learned initial read vectors.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -23,7 +21,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metarl.supervised.addressing import ntm_address, read, write
-from metarl.utils.checkpoint import load_checkpoint, save_checkpoint
 
 Controller = Literal["lstm", "feedforward"]
 
@@ -134,54 +131,3 @@ class NeuralTuringMachine(nn.Module):
                 "read_heads": self.read_heads, "write_heads": self.write_heads,
                 "shift_radius": self.shift_radius, "controller": self.controller_kind,
                 "memory_init": self.memory_init}  # fmt: skip
-
-
-class LSTMSequenceModel(nn.Module):
-    """The baseline: a stacked LSTM over ``[T, B, inputs]`` with a linear read-out
-    (Graves et al. used three layers of 256 units on the copy task)."""
-
-    def __init__(self, inputs: int, outputs: int, hidden: int = 256, layers: int = 3):
-        super().__init__()
-        if min(inputs, outputs, hidden, layers) < 1:
-            raise ValueError("inputs, outputs, hidden and layers must be >= 1")
-        self.hidden, self.layers = hidden, layers
-        self.lstm = nn.LSTM(inputs, hidden, num_layers=layers)
-        self.out = nn.Linear(hidden, outputs)
-
-    def forward(self, inputs: Tensor, trace: dict[str, list[Tensor]] | None = None) -> Tensor:
-        """Logits ``[T, B, outputs]``; ``trace`` is accepted for a common call and left empty."""
-        return self.out(self.lstm(inputs)[0])
-
-    def config(self) -> dict:
-        """The constructor arguments other than ``inputs`` / ``outputs``."""
-        return {"hidden": self.hidden, "layers": self.layers}
-
-
-SEQUENCE_MODEL_FORMAT = "metarl-sequence-model/1"
-_KINDS: dict[str, type[NeuralTuringMachine] | type[LSTMSequenceModel]] = {
-    "ntm": NeuralTuringMachine,
-    "lstm": LSTMSequenceModel,
-}
-
-
-def save_sequence_model(
-    path: str | os.PathLike, model: NeuralTuringMachine | LSTMSequenceModel
-) -> Path:
-    """Write ``model`` (its kind, sizes and weights) atomically; see ``load_sequence_model``."""
-    kind = "ntm" if isinstance(model, NeuralTuringMachine) else "lstm"
-    inputs = model.inputs if kind == "ntm" else model.lstm.input_size
-    sizes = {"inputs": inputs, "outputs": model.out.out_features}
-    return save_checkpoint({"format": SEQUENCE_MODEL_FORMAT, "kind": kind,
-                            "config": {**sizes, **model.config()},
-                            "state": model.state_dict()}, path)  # fmt: skip
-
-
-def load_sequence_model(path: str | os.PathLike) -> NeuralTuringMachine | LSTMSequenceModel:
-    """The model saved by ``save_sequence_model`` (verified, loaded ``weights_only``)."""
-    saved = load_checkpoint(path)
-    if saved.get("format") != SEQUENCE_MODEL_FORMAT:
-        raise ValueError(f"{path} is not a sequence model ({SEQUENCE_MODEL_FORMAT}): "
-                         f"its format is {saved.get('format')!r}")  # fmt: skip
-    model = _KINDS[saved["kind"]](**saved["config"])
-    model.load_state_dict(saved["state"])
-    return model.eval()
