@@ -1,7 +1,9 @@
 """Few-shot classification with the metric-based learners: prototypical networks (plain,
 Gaussian, semi-supervised), matching networks (with and without full context embeddings),
-relation networks and Siamese networks (trained on the verification pairs of the same
-episodes), and ``nearest-neighbour`` (no training: each query takes the class of the
+relation networks, Siamese networks (trained on the verification pairs of the same
+episodes), Meta Networks (``metanet``: fast weights generated from loss gradients, read by
+attention; its base learner gets as many outputs as the widest training or test episode),
+and ``nearest-neighbour`` (no training: each query takes the class of the
 nearest support example in raw feature space in one-shot episodes, of the nearest class
 mean in few-shot ones), the non-meta reference.
 
@@ -70,7 +72,7 @@ SCRIPT = "experiments/metric_fewshot.py"
 Count = Annotated[int, Positive]
 MetricLearner = Literal[
     "protonet", "gaussian-protonet", "semisupervised-protonet", "matching", "matching-fce",
-    "relation", "siamese", "nearest-neighbour",
+    "relation", "siamese", "metanet", "nearest-neighbour",
 ]  # fmt: skip
 # (ways, shots) of the test grid: Omniglot's published table's columns; 15 test words
 TEST_GRID = {
@@ -138,6 +140,9 @@ def build_learner(s: Settings, size: int) -> PrototypeLearner:
         extra = {"distractor_cluster": s.distractor_cluster}
     elif s.learner.startswith("matching") or s.learner == "siamese":
         extra = {"embedding_dim": model.head.in_features}
+    elif s.learner == "metanet":  # output units for the widest training or test episode
+        widest = max(s.train_ways, s.ways, *(w for w, _ in TEST_GRID[s.dataset]))
+        extra = {"embedding_dim": model.head.in_features, "ways": widest}
     return metarl.make_learner(s.learner, model, **extra)
 
 

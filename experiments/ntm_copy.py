@@ -10,7 +10,8 @@ wrong bits at the lengths in ``--test-lengths``, including lengths never seen in
 
 Writes into ``--out``: ``settings.json``, ``metrics.csv`` (training cost per batch and
 validation cost at length ``--max-length``, against sequences seen), ``checkpoint.pt``
-(``--resume``), ``model.pt`` (``load_sequence_model``), ``cost.png``, ``copy-<L>.png``
+(``--resume``), ``model.pt`` (the weights with the lowest validation cost, for
+``load_sequence_model``), ``cost.png``, ``copy-<L>.png``
 (targets, outputs and, for the NTM, the heads' weightings on one test sequence per length)
 and ``results.json``.
 """
@@ -55,7 +56,7 @@ class Settings:
     optimizer: Literal["rmsprop", "adam"] = "adam"  # Adam, or the paper's RMSprop
     lr: Annotated[float, Positive] = 1e-3  # learning rate (the paper: RMSprop at 1e-4)
     momentum: float = 0.9  # rmsprop: momentum
-    clip: Annotated[float, Positive] = 10.0  # gradient values clipped to [-clip, clip]
+    clip: Annotated[float, Positive] = 1.0  # gradient norm clipped to this
     val_every: Count = 50  # updates between validations and checkpoints
     val_sequences: Count = 64  # validation sequences (length --max-length, fixed)
     test_lengths: Annotated[tuple[int, ...], Positive, NonEmpty] = (10, 20, 30, 50, 120)
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         opt = torch.optim.Adam(model.parameters(), lr=s.lr)
     g = torch.Generator().manual_seed(s.seed)
+    best = {"val_bits": math.inf, "update": 0, "state": model.state_dict()}
     updates = math.ceil(s.sequences / s.batch)
     run = start_run(out, s, argv=argv, script=SCRIPT, ignore=RESUME_MAY_CHANGE,
                     outputs=("model.pt", "cost.png",
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             g.set_state(state["generator"])
+            best = state["best"]
             run.exit_if_past(updates)
         for it in run.progress(updates, f"{s.model} on the copy task"):
             length = int(torch.randint(s.min_length, s.max_length + 1, (), generator=g))
@@ -118,13 +121,17 @@ def main(argv: list[str] | None = None) -> dict:
             cost = bits_per_sequence(answer(model(inputs), length), targets).mean()
             opt.zero_grad()
             cost.backward()
-            torch.nn.utils.clip_grad_value_(model.parameters(), s.clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip)
             opt.step()
             val = None
             if (it + 1) % s.val_every == 0 or it + 1 == updates:
                 val = evaluate(model, s.max_length, s.val_sequences, s.bits, 10_000 + s.seed)
+                if val["bits_per_sequence"] < best["val_bits"]:
+                    state_now = {k: v.clone() for k, v in model.state_dict().items()}
+                    best = {"val_bits": val["bits_per_sequence"], "update": it + 1,
+                            "state": state_now}  # fmt: skip
                 run.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "generator": g.get_state()}, it + 1)  # fmt: skip
+                          "generator": g.get_state(), "best": best}, it + 1)  # fmt: skip
                 text = (
                     f"cost {cost.item():.3g} bits, validation "
                     f"{val['bits_per_sequence']:.3g} bits at length {s.max_length}"
@@ -135,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
                     val_bits=val.get("bits_per_sequence"),
                     val_wrong_bits=val.get("wrong_bits_per_sequence"),
                     wall_s=run.wall_s)  # fmt: skip
+    model.load_state_dict(best["state"])
     save_sequence_model(out / "model.pt", model)
     plot_curves(out / "metrics.csv", "sequences",
                 {"cost_bits": "training batch", "val_bits": f"validation, length {s.max_length}"},
@@ -147,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         plot_copy(model, length, s.bits, 30_000 + s.seed, out / f"copy-{length}.png")
     result = {"model": s.model, "controller": s.controller if s.model == "ntm" else None,
               "sequences_seen": updates * s.batch, "test_sequences": s.test_sequences,
+              "chosen_update": best["update"], "chosen_val_bits": best["val_bits"],
               "test": tests}  # fmt: skip
     run.write_results(result)
     run.finish()

@@ -47,6 +47,7 @@ LEARNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "matching-fce": ("metarl.supervised.matching.MatchingNet", {"fce": True}),
     "relation": ("metarl.supervised.relation.RelationNet", {}),
     "siamese": ("metarl.supervised.siamese.SiameseNet", {}),
+    "metanet": ("metarl.supervised.meta_networks.MetaNetwork", {}),
     "daml": ("metarl.imitation.domain_adaptive.DomainAdaptiveMAML", {}),
 }
 # Families by module: metric learners classify by distances or learned similarities (no
@@ -58,6 +59,7 @@ FAMILY_MODULES = {
         "metarl.supervised.matching.",
         "metarl.supervised.relation.",
         "metarl.supervised.siamese.",
+        "metarl.supervised.meta_networks.",
     ),
     "imitation": ("metarl.imitation.",),
 }

@@ -64,7 +64,7 @@ def test_every_registered_learner_round_trips(name, tmp_path):
 @pytest.mark.parametrize("name", learner_names("metric"))
 def test_every_metric_learner_round_trips_and_predicts_as_saved(name, tmp_path):
     model, shape, extra = MLP(6, 4, (8,)), (6,), {}
-    if name.startswith("matching") or name == "siamese":
+    if name.startswith("matching") or name in ("siamese", "metanet"):
         extra = {"embedding_dim": 4}
     if name == "relation":  # compares feature maps
         model, shape = Conv4Maps(channels=4, image_size=8, pooled=1, norm="group"), (1, 8, 8)
