@@ -37,6 +37,7 @@ PUBLISHED: dict[str, tuple[float | None, ...]] = {
     "matching": (98.1, 98.9, 93.8, 98.5),
     "siamese": (96.7, 98.4, 88.0, 96.5),
     "semisupervised-protonet": (97.68, None, None, None),
+    "metanet": (98.95, None, 97.0, None),
 }
 # (5w1s, 20w1s) floors: error rates at most 1.5x the published ones
 BARS = {"maml": (98.0, 93.7), "protonet": (98.2, 94.0)}
@@ -45,7 +46,7 @@ NAMES = {
     "protonet": "ProtoNet", "gaussian-protonet": "Gaussian ProtoNet",
     "semisupervised-protonet": "semi-supervised ProtoNet", "relation": "Relation network",
     "matching": "Matching network", "matching-fce": "Matching network (FCE)",
-    "siamese": "Siamese network",
+    "siamese": "Siamese network", "metanet": "Meta Networks",
 }  # fmt: skip
 
 
