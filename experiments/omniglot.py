@@ -141,6 +141,10 @@ class Settings:
     out: str | None = None
     """run folder (None: runs/omniglot/<learner>-<ways>way<shots>shot-seed<seed>)"""
     init_from: str | None = None  # model.pt of omniglot_baseline.py: its conv blocks start the run
+    concept_weight: float = 1.0
+    """concept-maml / concept-metasgd: weight of the concept discriminator's cross-entropy on
+    a labelled batch of meta-training images (all their classes), added to each meta-loss"""
+    concept_batch: Count = 64  # concept-*: images per labelled batch
     checkpoint_every: Count = 500  # meta-iterations between checkpoints
     resume: bool = False  # continue the run in --out from its checkpoint.pt
     overwrite: bool = False  # replace a run already in --out
@@ -276,7 +280,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     film = {"context_dim": s.context_dim, "film_block": s.film_block} if s.learner == "caml" else {}
     model = Conv4(ways=s.ways, channels=s.channels, norm=s.norm, downsample=s.downsample, **film)
-    learner = metarl.make_learner(s.learner, model, **learner_arguments(s))
+    concept = s.learner.startswith("concept")
+    train_labels = torch.as_tensor(np.asarray(train[1]))
+    external = {"external_classes": int(train_labels.max()) + 1} if concept else {}
+    learner = metarl.make_learner(s.learner, model, **learner_arguments(s), **external)
     learner.eval_steps = s.eval_steps
     if s.init_from is not None:  # a resumed run's checkpoint overwrites these below
         init_blocks_from_reference(learner.model, s.init_from)
@@ -322,6 +329,11 @@ def main(argv: list[str] | None = None) -> dict:
             if s.outer_schedule == "linear":  # from outer_lr at the start to 0 after the last
                 optimizer.param_groups[0]["lr"] = s.outer_lr * (1 - it / s.iterations)
             loss = learner.meta_loss(episodes["train"].sample(s.meta_batch), F.cross_entropy)
+            if concept:  # the concept discriminator on a labelled batch (train sampler's rng)
+                rows = episodes["train"].rng.integers(len(train_labels), size=s.concept_batch)
+                images = episodes["train"].data[torch.from_numpy(rows)]
+                concept_loss = learner.concept_loss(images, train_labels[rows])
+                loss = loss + s.concept_weight * concept_loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

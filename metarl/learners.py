@@ -40,6 +40,8 @@ LEARNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "taml-theil": ("metarl.supervised.taml.TAML", {"variant": "theil"}),
     "adml": ("metarl.supervised.adml.ADML", {}),
     "lstm": ("metarl.supervised.lstm_meta_learner.LSTMMetaLearner", {}),
+    "concept-maml": ("metarl.supervised.concept_space.ConceptSpaceLearner", {}),
+    "concept-metasgd": ("metarl.supervised.concept_space.ConceptSpaceLearner", {"meta_sgd": True}),
     "protonet": ("metarl.supervised.prototypes.ProtoNet", {}),
     "gaussian-protonet": ("metarl.supervised.prototypes.GaussianProtoNet", {}),
     "semisupervised-protonet": ("metarl.supervised.prototypes.SemiSupervisedProtoNet", {}),

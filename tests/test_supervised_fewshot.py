@@ -52,6 +52,7 @@ SETTINGS = {
     "maml": (0.5, 1, 3e-3, 1), "fomaml": (0.5, 1, 3e-3, 1), "metasgd": (0.5, 1, 3e-3, 1),
     "reptile": (0.5, 5, 0.1, 5), "caml": (5.0, 2, 3e-3, 1), "gradagree": (0.5, 1, 3e-3, 1),
     "taml": (0.5, 1, 3e-3, 1), "taml-theil": (0.5, 1, 3e-3, 1), "lstm": (0.3, 3, 3e-3, 1),
+    "concept-maml": (0.5, 1, 3e-3, 1), "concept-metasgd": (0.5, 1, 3e-3, 1),
 }  # fmt: skip
 
 
