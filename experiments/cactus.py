@@ -53,6 +53,7 @@ class Settings:
     learner: Literal["protonet", "maml"] = "protonet"  # the meta-learner
     oracle: bool = False  # train on the true labels instead of clusters (the reference)
     encoder_epochs: Count = 10  # autoencoder epochs over the meta-training images
+    encoder_images: int | None = None  # train the autoencoder on this many of them (None: all)
     code: Count = 256  # embedding size
     partitions: Count = 100  # k-means partitions (the paper: 100)
     clusters: Count = 500  # clusters per partition (the paper: 500 on Omniglot)
@@ -84,6 +85,8 @@ def train_encoder(s: Settings, images: torch.Tensor, path: Path) -> ConvAutoenco
         return model
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(s.seed)
+    if s.encoder_images is not None:
+        images = images[torch.randperm(len(images), generator=g)[: s.encoder_images]]
     for epoch in range(s.encoder_epochs):
         order, total = torch.randperm(len(images), generator=g), 0.0
         for start in range(0, len(images), 128):

@@ -6,7 +6,8 @@
 ``--learned-optimizer`` (final and mean loss of the LSTM optimiser and the tuned
 hand-designed ones on held-out problems, per test setting, with the loss-curve PNGs).
 ``experiments/results/memory.md``: every ``ntm_copy.py`` run under ``--memory`` (copy cost and
-wrong bits per test length). Each folder's ``README.md``, if there is one, is appended as notes.
+wrong bits per test length) and every ``mann_omniglot.py`` run there (accuracy per
+instance). Each folder's ``README.md``, if there is one, is appended as notes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ PAPER_SETTINGS = {
 }
 
 
+INSTANCES = (1, 2, 3, 4, 5, 10)
+SUFFIX = {1: "st", 2: "nd", 3: "rd", 4: "th", 5: "th", 10: "th"}
+MANN_PUBLISHED = {  # Santoro et al. 2016, Table 1 (Omniglot, 5 classes, one-hot labels)
+    "MANN": (36.4, 82.8, 91.0, 92.6, 94.9, 98.1),
+    "LSTM": (24.4, 49.5, 55.3, 61.0, 63.6, 62.5),
+}
+
+
 @dataclass
 class Settings:
     """Write the learned-optimiser and memory tables."""
@@ -38,12 +47,12 @@ class Settings:
     out: str = "experiments/results"  # where learned_optimizer.md and memory.md go
 
 
-def _runs(folder: Path, out: Path) -> list[dict]:
-    """Every run's results, with ``run`` (its folder name) and ``link`` (its folder relative
-    to ``out``, where the report goes)."""
+def _runs(folder: Path, out: Path, pattern: str = "*/results.json") -> list[dict]:
+    """Every run's results (files matching ``pattern``), with ``run`` (its folder name) and
+    ``link`` (its folder relative to ``out``, where the report goes)."""
     return [{**json.loads(p.read_text()), "run": p.parent.name,
              "link": Path(os.path.relpath(p.parent, out)).as_posix()}
-            for p in sorted(folder.glob("*/results.json"))]  # fmt: skip
+            for p in sorted(folder.glob(pattern))]  # fmt: skip
 
 
 def _notes(folder: Path) -> list[str]:
@@ -95,8 +104,43 @@ def learned_optimizer_lines(folder: Path, out: Path) -> list[str]:
 
 
 def memory_lines(folder: Path, out: Path) -> list[str]:
-    """The copy-task table: cost and wrong bits per test length, one row per run."""
-    runs = _runs(folder, out)
+    """The copy-task table (cost and wrong bits per test length) and the delayed-label
+    Omniglot table (accuracy per instance), one row per run."""
+    return copy_lines(folder, out) + mann_lines(folder, out) + _notes(folder)
+
+
+def mann_lines(folder: Path, out: Path) -> list[str]:
+    """Accuracy on the k-th drawing of a character, per run (every ``results*.json``, so a
+    run's earlier evaluations kept beside its last show too), beside the published rows."""
+    found = [r for r in _runs(folder, out, "*/results*.json") if "episodes_seen" in r]
+    runs = list({(r["run"], r["episodes_seen"]): r for r in found}.values())  # one per stage
+    lines = [
+        "", "## One-shot learning with delayed labels (Santoro et al. 2016)", "",
+        "Accuracy (%) on the 1st, 2nd, 3rd, 4th, 5th and 10th drawing of a character in "
+        "episodes of 5 held-out characters with 10 drawings each, labels shuffled per episode "
+        "and given one step late, over the run's test episodes.", "",
+        "| model | episodes seen | " + " | ".join(f"{k}{SUFFIX[k]}" for k in INSTANCES)
+        + " | run |",
+        "|---|---|" + "---|" * len(INSTANCES) + "---|",
+    ]  # fmt: skip
+    for name, row in MANN_PUBLISHED.items():
+        lines.append(
+            f"| {name} (published) | 100,000 | " + " | ".join(f"{v}" for v in row) + " | |"
+        )
+    for run in sorted(runs, key=lambda r: (r["model"], r["episodes_seen"])):
+        cells = " | ".join(f"{100 * run['test'][f'instance_{k}']:.1f}" for k in INSTANCES)
+        lines.append(f"| {run['model'].upper()} | {run['episodes_seen']:,} | {cells} | "
+                     f"`{run['run']}` |")  # fmt: skip
+    lines.append("")
+    for run in {r["run"]: r for r in runs}.values():
+        lines.append(f"- `{run['run']}`: {_provenance(run)}; validation curve "
+                     f"[{run['link']}/accuracy.png]({run['link']}/accuracy.png)")  # fmt: skip
+    return lines
+
+
+def copy_lines(folder: Path, out: Path) -> list[str]:
+    """The copy-task table."""
+    runs = [r for r in _runs(folder, out) if "sequences_seen" in r]
     lengths = sorted({int(n) for r in runs for n in r["test"]})
     lines = [
         "# Memory-augmented networks",
@@ -125,7 +169,7 @@ def memory_lines(folder: Path, out: Path) -> list[str]:
         copies = ", ".join(f"[length {n}]({run['link']}/copy-{n}.png)" for n in lengths)
         lines += [f"- `{run['run']}`: {_provenance(run)}; cost curve "
                   f"[{run['link']}/cost.png]({run['link']}/cost.png), copies {copies}"]  # fmt: skip
-    return lines + _notes(folder)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from helpers import load_experiment
 from metarl.core.learned_optimizer import load_rule
+from metarl.supervised.data import omniglot
+from metarl.supervised.mann import MemoryAugmentedNetwork
 from metarl.supervised.ntm import NeuralTuringMachine
 from metarl.supervised.sequence_models import load_sequence_model
 
@@ -64,6 +68,11 @@ def test_reports_tabulate_every_run(tmp_path):
         "test": {"20": {"bits_per_sequence": 0.01, "wrong_bits_percent": 0.0},
                  "120": {"bits_per_sequence": 30.0, "wrong_bits_percent": 2.5}},
     }))  # fmt: skip
+    (memory / "m").mkdir()
+    (memory / "m" / "results.json").write_text(json.dumps({
+        **provenance, "model": "mann", "episodes_seen": 160_000,
+        "test": {f"instance_{k}": k / 20 for k in (1, 2, 3, 4, 5, 10)},
+    }))  # fmt: skip
     (memory / "README.md").write_text("## Notes\n\nhand-written")
     load_experiment("learning_to_learn_reports").main(["--learned-optimizer", str(l2l),
                                                        "--memory", str(memory),
@@ -75,4 +84,37 @@ def test_reports_tabulate_every_run(tmp_path):
     memory_text = (tmp_path / "memory.md").read_text()
     assert "| length 20 | length 120 |" in memory_text
     assert "| 0.01 bits, 0% wrong | 30 bits, 2.5% wrong |" in memory_text
+    assert "| MANN | 160,000 | 5.0 | 10.0 | 15.0 | 20.0 | 25.0 | 50.0 | `m` |" in memory_text
+    assert "| MANN (published) | 100,000 | 36.4 | 82.8 |" in memory_text
     assert "hand-written" in memory_text
+
+
+needs_omniglot = pytest.mark.skipif(
+    not (omniglot.default_root() / omniglot.FULL_ZIP_FILES[0]).is_file(),
+    reason="the full Omniglot zips are not next to this checkout (set METARL_DATA)",
+)
+
+
+@needs_omniglot
+def test_mann_run_scores_every_instance_and_keeps_a_loadable_model(tmp_path):
+    result = load_experiment("mann_omniglot").main([
+        "--episodes", "16", "--batch", "8", "--slots", "8", "--width", "4", "--heads", "2",
+        "--hidden", "8", "--val-every", "1", "--val-episodes", "4", "--test-episodes", "4",
+        "--out", str(tmp_path / "mann"),
+    ])  # fmt: skip
+    assert set(result["test"]) == {f"instance_{k}" for k in (1, 2, 3, 4, 5, 10)}
+    assert isinstance(load_sequence_model(tmp_path / "mann" / "model.pt"), MemoryAugmentedNetwork)
+
+
+@needs_omniglot
+def test_cactus_run_resumes_bit_for_bit(tmp_path):
+    exp = load_experiment("cactus")
+    tiny = ["--encoder-epochs", "1", "--encoder-images", "200", "--code", "8", "--partitions",
+            "2", "--clusters", "60", "--val-every", "2", "--val-episodes", "4",
+            "--test-episodes", "4", "--queries", "2", "--test-queries", "2"]  # fmt: skip
+    straight = exp.main([*tiny, "--iterations", "4", "--out", str(tmp_path / "straight")])
+    assert set(straight["test"]) == {"5w1s", "5w5s", "20w1s", "20w5s"}
+    exp.main([*tiny, "--iterations", "2", "--out", str(tmp_path / "cut")])
+    resumed = exp.main([*tiny, "--iterations", "4", "--out", str(tmp_path / "cut"), "--resume"])
+    assert resumed["test"] == straight["test"]
+    assert (tmp_path / "cut" / "partitions.npz").is_file()
