@@ -149,3 +149,11 @@ def test_small_mann_learns_to_bind_labels_within_an_episode():
 def test_lstm_baseline_shapes():
     model = LSTMSequenceModel(7, 3, hidden=8, layers=1)
     assert model(torch.randn(12, 4, 7)).shape == (12, 4, 3)
+
+
+def test_heads_start_with_the_chosen_key_strength():
+    model = MemoryAugmentedNetwork(4, 3, slots=8, width=5, hidden=6, heads=3, initial_strength=7.0)
+    raw_beta = model.head_params.bias.view(3, 7)[:, 5]
+    torch.testing.assert_close(torch.nn.functional.softplus(raw_beta), torch.full((3,), 7.0))
+    with pytest.raises(ValueError, match="initial_strength"):
+        MemoryAugmentedNetwork(4, 3, initial_strength=0.0)

@@ -44,6 +44,8 @@ class MemoryAugmentedNetwork(nn.Module):
         heads: read heads, each with its write (4).
         decay: usage decay ``gamma`` (0.95).
         memory_init: the constant every memory cell starts at.
+        initial_strength: the key strength ``beta`` every head starts with (before any
+            training; a sharp start lets reads pick out single slots from the beginning).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class MemoryAugmentedNetwork(nn.Module):
         heads: int = 4,
         decay: float = 0.95,
         memory_init: float = 1e-6,
+        initial_strength: float = 10.0,
     ):
         super().__init__()
         sizes = {"inputs": inputs, "outputs": outputs, "slots": slots, "width": width,
@@ -67,11 +70,19 @@ class MemoryAugmentedNetwork(nn.Module):
             raise ValueError(f"{heads} heads need at least as many slots, got {slots}")
         if not 0 <= decay <= 1:
             raise ValueError(f"decay must be in [0, 1], got {decay}")
+        if not initial_strength > 0:
+            raise ValueError(f"initial_strength must be positive, got {initial_strength}")
         self.inputs, self.slots, self.width, self.hidden = inputs, slots, width, hidden
         self.heads, self.decay, self.memory_init = heads, decay, memory_init
+        self.initial_strength = initial_strength
         self.controller = nn.LSTMCell(inputs + heads * width, hidden)
         self.head_params = nn.Linear(hidden, heads * (width + 2))  # key, beta, alpha
         self.out = nn.Linear(hidden + heads * width, outputs)
+        with torch.no_grad():  # beta = softplus(raw): raw = log(exp(strength) - 1)
+            bias = self.head_params.bias.view(heads, width + 2)
+            bias[:, width] = initial_strength + torch.log(
+                -torch.expm1(torch.tensor(-initial_strength))
+            )
 
     def forward(self, inputs: Tensor, trace: dict[str, list[Tensor]] | None = None) -> Tensor:
         """Logits ``[T, B, outputs]`` for ``inputs: [T, B, inputs]``; with a ``trace`` dict,
@@ -107,4 +118,5 @@ class MemoryAugmentedNetwork(nn.Module):
         """The constructor arguments other than ``inputs`` / ``outputs``."""
         return {"slots": self.slots, "width": self.width,
                 "hidden": self.hidden, "heads": self.heads, "decay": self.decay,
-                "memory_init": self.memory_init}  # fmt: skip
+                "memory_init": self.memory_init,
+                "initial_strength": self.initial_strength}  # fmt: skip
