@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import torch
 from PIL import Image
 from torch import Tensor, nn
@@ -158,3 +159,22 @@ def query_accuracy(learner: nn.Module, batch) -> float:
     """Fraction of ``batch``'s queries a metric learner classifies right."""
     query_y = batch["query_y"] if isinstance(batch, dict) else batch.query_y
     return (learner.query_logits(batch).argmax(-1) == query_y).float().mean().item()
+
+
+def assert_grads_match_finite_differences(
+    model: nn.Module, loss, names, index_value: int = 0, eps: float = 1e-6, rel: float = 1e-4
+) -> None:
+    """After ``loss().backward()``, each named parameter's gradient at the entry
+    ``(index_value, ...)`` equals the central difference of ``loss()`` (float64 models)."""
+    params = dict(model.named_parameters())
+    for name in names:
+        p = params[name]
+        index = (index_value,) * p.dim()
+        with torch.no_grad():
+            p[index] += eps
+            up = loss()
+            p[index] -= 2 * eps
+            down = loss()
+            p[index] += eps
+        numeric = ((up - down) / (2 * eps)).item()
+        assert p.grad[index].item() == pytest.approx(numeric, rel=rel, abs=1e-8), name

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import assert_grads_match_finite_differences
 from metarl.supervised.label_sequences import (
     LabelSequenceSampler,
     instance_accuracy,
@@ -95,18 +96,8 @@ def test_mann_gradients_match_finite_differences():
         return torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
 
     loss().backward()
-    for name in ("head_params.weight", "controller.weight_ih", "out.bias"):
-        p = dict(model.named_parameters())[name]
-        index = (1,) * p.dim()
-        with torch.no_grad():
-            p[index] += 1e-6
-            up = loss()
-            p[index] -= 2e-6
-            down = loss()
-            p[index] += 1e-6
-        assert p.grad[index].item() == pytest.approx(
-            ((up - down) / 2e-6).item(), rel=1e-4, abs=1e-9
-        )
+    names = ("head_params.weight", "controller.weight_ih", "out.bias")
+    assert_grads_match_finite_differences(model, loss, names, index_value=1)
 
 
 def test_mann_round_trips_through_its_file(tmp_path):

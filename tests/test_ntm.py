@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from helpers import assert_grads_match_finite_differences
 from metarl.supervised.addressing import (
     content_weights,
     interpolate,
@@ -126,23 +127,8 @@ def test_ntm_gradients_match_finite_differences():
         return bits_per_sequence(answer(model(inputs), 2), targets).sum()
 
     cost().backward()
-    for name in (
-        "write_params.weight",
-        "read_params.bias",
-        "controller.weight_hh",
-        "initial_reads",
-    ):
-        p = dict(model.named_parameters())[name]
-        index = (0,) * p.dim()
-        with torch.no_grad():
-            p[index] += 1e-6
-            up = cost()
-            p[index] -= 2e-6
-            down = cost()
-            p[index] += 1e-6
-        assert p.grad[index].item() == pytest.approx(
-            ((up - down) / 2e-6).item(), rel=1e-4, abs=1e-8
-        )
+    names = ("write_params.weight", "read_params.bias", "controller.weight_hh", "initial_reads")
+    assert_grads_match_finite_differences(model, cost, names)
 
 
 def test_ntm_trace_weightings_are_distributions():
