@@ -7,7 +7,9 @@
 hand-designed ones on held-out problems, per test setting, with the loss-curve PNGs).
 ``experiments/results/memory.md``: every ``ntm_copy.py`` run under ``--memory`` (copy cost and
 wrong bits per test length) and every ``mann_omniglot.py`` run there (accuracy per
-instance). Each folder's ``README.md``, if there is one, is appended as notes.
+instance). ``experiments/results/cactus.md``: every ``cactus.py`` run under ``--cactus``
+(test accuracy per cell beside the published CACTUs figures). Each folder's ``README.md``,
+if there is one, is appended as notes.
 """
 
 from __future__ import annotations
@@ -38,12 +40,20 @@ MANN_PUBLISHED = {  # Santoro et al. 2016, Table 1 (Omniglot, 5 classes, one-hot
 }
 
 
+CACTUS_PUBLISHED = {  # Hsu et al. 2019, Omniglot, ACAI embeddings: 5w1s, 5w5s, 20w1s, 20w5s
+    "maml": (68.84, 87.78, 48.09, 73.36),
+    "protonet": (68.12, 83.58, 47.75, 66.27),
+}
+CACTUS_CELLS = ("5w1s", "5w5s", "20w1s", "20w5s")
+
+
 @dataclass
 class Settings:
-    """Write the learned-optimiser and memory tables."""
+    """Write the learned-optimiser, memory and CACTUs tables."""
 
     learned_optimizer: str = "experiments/results/learned_optimizer"  # learned_optimizer.py runs
-    memory: str = "experiments/results/memory"  # ntm_copy.py runs
+    memory: str = "experiments/results/memory"  # ntm_copy.py and mann_omniglot.py runs
+    cactus: str = "experiments/results/cactus"  # cactus.py runs
     out: str = "experiments/results"  # where learned_optimizer.md and memory.md go
 
 
@@ -172,11 +182,43 @@ def copy_lines(folder: Path, out: Path) -> list[str]:
     return lines
 
 
+def cactus_lines(folder: Path, out: Path) -> list[str]:
+    """The CACTUs table: accuracy per cell of every run, beside the published figures."""
+    lines = [
+        "# Unsupervised meta-learning: CACTUs on full Omniglot",
+        "",
+        "Accuracy (%) on labelled test episodes of the 423 test characters, with the "
+        "half-width of the 95% interval. CACTUs rows never saw a label in meta-training; "
+        "oracle rows are the same learner and episodes with the true labels. The published "
+        "rows use ACAI embeddings (Hsu et al. 2019); ours a plain convolutional autoencoder.",
+        "",
+        "| learner | run | " + " | ".join(CACTUS_CELLS) + " |",
+        "|---|---|" + "---|" * len(CACTUS_CELLS),
+    ]
+    for name, row in CACTUS_PUBLISHED.items():
+        lines.append(f"| CACTUs-{name} (published) | | " + " | ".join(map(str, row)) + " |")
+    runs = _runs(folder, out)
+    for run in runs:
+        kind = f"{run['learner']} oracle" if run["oracle"] else f"CACTUs-{run['learner']}"
+        cells = []
+        for cell in CACTUS_CELLS:
+            r = run["test"].get(cell)
+            cells.append(f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}" if r else "")
+        lines.append(f"| {kind} (trained {run['trained_ways']}-way {run['trained_shots']}-shot) "
+                     f"| `{run['run']}` | " + " | ".join(cells) + " |")  # fmt: skip
+    lines.append("")
+    for run in runs:
+        curve = f"{run['link']}/learning_curve.png"
+        lines.append(f"- `{run['run']}`: {_provenance(run)}; validation curve [{curve}]({curve})")
+    return lines + _notes(folder)
+
+
 def main(argv: list[str] | None = None) -> None:
     s = parse_settings(Settings, argv)
     out = Path(s.out)
     reports = (("learned_optimizer.md", s.learned_optimizer, learned_optimizer_lines),
-               ("memory.md", s.memory, memory_lines))  # fmt: skip
+               ("memory.md", s.memory, memory_lines),
+               ("cactus.md", s.cactus, cactus_lines))  # fmt: skip
     for name, folder, make in reports:
         if Path(folder).is_dir():
             (out / name).write_text("\n".join(make(Path(folder), out)) + "\n")

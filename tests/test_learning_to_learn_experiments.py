@@ -74,9 +74,19 @@ def test_reports_tabulate_every_run(tmp_path):
         "test": {f"instance_{k}": k / 20 for k in (1, 2, 3, 4, 5, 10)},
     }))  # fmt: skip
     (memory / "README.md").write_text("## Notes\n\nhand-written")
+    cactus = tmp_path / "cactus"
+    (cactus / "c").mkdir(parents=True)
+    (cactus / "c" / "results.json").write_text(json.dumps({
+        **provenance, "learner": "protonet", "oracle": False, "trained_ways": 5,
+        "trained_shots": 1, "test": {"5w1s": {"accuracy": 0.7012, "ci95": 0.0081}},
+    }))  # fmt: skip
     load_experiment("learning_to_learn_reports").main(["--learned-optimizer", str(l2l),
                                                        "--memory", str(memory),
+                                                       "--cactus", str(cactus),
                                                        "--out", str(tmp_path)])  # fmt: skip
+    cactus_text = (tmp_path / "cactus.md").read_text()
+    assert "| CACTUs-protonet (published) | | 68.12 | 83.58 | 47.75 | 66.27 |" in cactus_text
+    assert "| CACTUs-protonet (trained 5-way 1-shot) | `c` | 70.12 ± 0.81 |  |  |  |" in cactus_text
     l2l_text = (tmp_path / "learned_optimizer.md").read_text()
     assert "| LSTM optimiser (learned) | learned | **0.2 ± 0.01** | 1 |" in l2l_text
     assert "| Adam | 0.3 | 0.5 ± 0.02 | 2 |" in l2l_text
