@@ -12,11 +12,11 @@ combinations, chance beside it, and on held-back images of the seen ones). Each 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from metarl.utils.cli import parse_settings
+from metarl.utils.run import collect_results, readme_notes
 
 NAMES = {
     "protonet": "ProtoNet", "siamese": "Siamese network",
@@ -34,19 +34,9 @@ class Settings:
     out: str = "experiments/results"  # where spoken_words.md and zero_shot.md go
 
 
-def _runs(folder: Path) -> list[dict]:
-    return [{**json.loads(p.read_text()), "run": p.parent.name}
-            for p in sorted(folder.glob("*/results.json"))]  # fmt: skip
-
-
-def _notes(folder: Path) -> list[str]:
-    readme = folder / "README.md"
-    return ["", readme.read_text().rstrip()] if readme.is_file() else []
-
-
 def spoken_words_lines(folder: Path) -> list[str]:
     """The spoken-words table."""
-    runs = _runs(folder)
+    runs = collect_results(folder)
     cells = sorted({c for r in runs for c in r["test"]}, key=lambda c: (int(c.split("w")[0]), c))
     lines = [
         "# Spoken words: few-shot recognition of held-out words",
@@ -63,7 +53,7 @@ def spoken_words_lines(folder: Path) -> list[str]:
                   if c in r["test"] else "-" for c in cells]  # fmt: skip
         lines.append(f"| {NAMES.get(r['learner'], r['learner'])} | `{r['run']}` | "
                      + " | ".join(values) + f" | `{r['command']}` |")  # fmt: skip
-    return lines + _notes(folder)
+    return lines + readme_notes(folder)
 
 
 def zero_shot_lines(folder: Path) -> list[str]:
@@ -78,7 +68,7 @@ def zero_shot_lines(folder: Path) -> list[str]:
         "| learner | run | pixel noise | unseen classes | chance | seen classes | command |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in _runs(folder):
+    for r in collect_results(folder):
         noise = r["settings"].get("noise", 0.0)
         lines.append(
             f"| {NAMES.get(r['learner'], r['learner'])} | `{r['run']}` | {noise:g} | "
@@ -86,7 +76,7 @@ def zero_shot_lines(folder: Path) -> list[str]:
             f"{100 * r['chance']:.1f} | {100 * r['seen_accuracy']:.1f} ± "
             f"{100 * r['seen_ci95']:.1f} | `{r['command']}` |"
         )
-    return lines + _notes(folder)
+    return lines + readme_notes(folder)
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

@@ -14,12 +14,11 @@ if there is one, is appended as notes.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from metarl.utils.cli import parse_settings
+from metarl.utils.run import collect_results, readme_notes
 
 OPTIMIZERS = {"lstm": "LSTM optimiser (learned)", "sgd": "SGD", "nag": "Nesterov momentum",
               "rmsprop": "RMSprop", "adam": "Adam"}  # fmt: skip
@@ -57,19 +56,6 @@ class Settings:
     out: str = "experiments/results"  # where learned_optimizer.md and memory.md go
 
 
-def _runs(folder: Path, out: Path, pattern: str = "*/results.json") -> list[dict]:
-    """Every run's results (files matching ``pattern``), with ``run`` (its folder name) and
-    ``link`` (its folder relative to ``out``, where the report goes)."""
-    return [{**json.loads(p.read_text()), "run": p.parent.name,
-             "link": Path(os.path.relpath(p.parent, out)).as_posix()}
-            for p in sorted(folder.glob(pattern))]  # fmt: skip
-
-
-def _notes(folder: Path) -> list[str]:
-    readme = folder / "README.md"
-    return ["", readme.read_text().rstrip()] if readme.is_file() else []
-
-
 def _provenance(run: dict) -> str:
     return (f"`{run['command']}` (seed {run['seed']}; {run['train_wall_s'] / 60:.0f} min of "
             f"training on {run['machine']}; {run['date'][:10]})")  # fmt: skip
@@ -87,7 +73,7 @@ def learned_optimizer_lines(folder: Path, out: Path) -> list[str]:
         "held-out problems with its standard error. The paper reports curves, not numbers: "
         "its claims are given beside each setting.",
     ]
-    for run in _runs(folder, out):
+    for run in collect_results(folder, link_from=out):
         lines += ["", f"## {run['problem']} (`{run['run']}`)", "",
                   f"{run['test_problems']} held-out problems, {run['horizon']} steps; LSTM "
                   f"chosen at meta-iteration {run['chosen_iteration']} by validation loss. "
@@ -110,19 +96,21 @@ def learned_optimizer_lines(folder: Path, out: Path) -> list[str]:
                     f"Tuned at the end of the grid: {', '.join(r['tuned_at_grid_edge'])}.",
                 ]
             lines += ["", f"![{setting}]({run['link']}/curves-{setting}.png)"]
-    return lines + _notes(folder)
+    return lines + readme_notes(folder)
 
 
 def memory_lines(folder: Path, out: Path) -> list[str]:
     """The copy-task table (cost and wrong bits per test length) and the delayed-label
     Omniglot table (accuracy per instance), one row per run."""
-    return copy_lines(folder, out) + mann_lines(folder, out) + _notes(folder)
+    return copy_lines(folder, out) + mann_lines(folder, out) + readme_notes(folder)
 
 
 def mann_lines(folder: Path, out: Path) -> list[str]:
     """Accuracy on the k-th drawing of a character, per run (every ``results*.json``, so a
     run's earlier evaluations kept beside its last show too), beside the published rows."""
-    found = [r for r in _runs(folder, out, "*/results*.json") if "episodes_seen" in r]
+    found = [
+        r for r in collect_results(folder, "*/results*.json", link_from=out) if "episodes_seen" in r
+    ]
     runs = list({(r["run"], r["episodes_seen"]): r for r in found}.values())  # one per stage
     lines = [
         "", "## One-shot learning with delayed labels (Santoro et al. 2016)", "",
@@ -150,7 +138,7 @@ def mann_lines(folder: Path, out: Path) -> list[str]:
 
 def copy_lines(folder: Path, out: Path) -> list[str]:
     """The copy-task table."""
-    runs = [r for r in _runs(folder, out) if "sequences_seen" in r]
+    runs = [r for r in collect_results(folder, link_from=out) if "sequences_seen" in r]
     lengths = sorted({int(n) for r in runs for n in r["test"]})
     lines = [
         "# Memory-augmented networks",
@@ -197,7 +185,7 @@ def cactus_lines(folder: Path, out: Path) -> list[str]:
     ]
     for name, row in CACTUS_PUBLISHED.items():
         lines.append(f"| CACTUs-{name} (published) | | " + " | ".join(map(str, row)) + " |")
-    runs = _runs(folder, out)
+    runs = collect_results(folder, link_from=out)
     for run in runs:
         kind = f"{run['learner']} oracle" if run["oracle"] else f"CACTUs-{run['learner']}"
         cells = []
@@ -210,7 +198,7 @@ def cactus_lines(folder: Path, out: Path) -> list[str]:
     for run in runs:
         curve = f"{run['link']}/learning_curve.png"
         lines.append(f"- `{run['run']}`: {_provenance(run)}; validation curve [{curve}]({curve})")
-    return lines + _notes(folder)
+    return lines + readme_notes(folder)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -443,3 +443,26 @@ def plot_curves(
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png_path, dpi=110)
     return png_path
+
+
+def collect_results(
+    folder: str | os.PathLike,
+    pattern: str = "*/results.json",
+    link_from: str | os.PathLike | None = None,
+) -> list[dict[str, Any]]:
+    """The results files under ``folder`` matching ``pattern`` (sorted), each as its JSON
+    with ``run`` (its run folder's name) and, with ``link_from``, ``link`` (the run folder
+    relative to ``link_from``, for links in a report written there)."""
+    found = []
+    for path in sorted(Path(folder).glob(pattern)):
+        result = {**json.loads(path.read_text()), "run": path.parent.name}
+        if link_from is not None:
+            result["link"] = Path(os.path.relpath(path.parent, link_from)).as_posix()
+        found.append(result)
+    return found
+
+
+def readme_notes(folder: str | os.PathLike) -> list[str]:
+    """``folder``'s ``README.md`` as report lines (a blank line, then its text), or none."""
+    readme = Path(folder) / "README.md"
+    return ["", readme.read_text().rstrip()] if readme.is_file() else []
