@@ -34,7 +34,7 @@ from metarl.nn import Conv4
 from metarl.supervised.cactus import ConvAutoencoder, PartitionEpisodeSampler, cactus_partitions
 from metarl.supervised.data.omniglot import load_omniglot
 from metarl.supervised.episodes import EpisodeSampler
-from metarl.supervised.evaluate import mean_and_ci95, sampled_accuracies
+from metarl.supervised.evaluate import mean_and_ci95, metric_accuracies, sampled_accuracies
 from metarl.utils import load_checkpoint, save_checkpoint, seed_everything, start_run
 from metarl.utils.cli import Positive, parse_settings
 from metarl.utils.run import plot_curves
@@ -90,11 +90,12 @@ def train_encoder(s: Settings, images: torch.Tensor, path: Path) -> ConvAutoenco
     for epoch in range(s.encoder_epochs):
         order, total = torch.randperm(len(images), generator=g), 0.0
         for start in range(0, len(images), 128):
-            loss = model.loss(images[order[start : start + 128]])
+            rows = order[start : start + 128]
+            loss = model.loss(images[rows])
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * len(order[start : start + 128])
+            total += loss.item() * len(rows)
         print(f"autoencoder epoch {epoch + 1}: reconstruction loss {total / len(images):.4f}")
     save_checkpoint({"state": model.state_dict()}, path)
     return model
@@ -125,12 +126,7 @@ def build_learner(s: Settings) -> torch.nn.Module:
 def accuracies(learner: Any, sampler: EpisodeSampler, episodes: int, steps: int) -> torch.Tensor:
     """Query accuracy of each of ``episodes`` fresh episodes."""
     if steps == 0:  # a metric learner: classify by the support set, no gradient steps
-        out = []
-        for start in range(0, episodes, 50):
-            batch = sampler.sample(min(50, episodes - start))
-            hits = learner.query_logits(batch).argmax(-1) == batch.query_y
-            out.append(hits.float().mean(1))
-        return torch.cat(out)
+        return metric_accuracies(learner, sampler, episodes)
     return sampled_accuracies(learner, sampler, episodes, steps)[0]
 
 
@@ -153,6 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
         encoder = train_encoder(s, images, out / "encoder.pt")
         partitions = make_partitions(s, encoder, images, out / "partitions.npz")
         episodes = PartitionEpisodeSampler(images, partitions, s.ways, s.shots, s.queries, s.seed)
+    val_sampler = EpisodeSampler(val.images, val.labels, s.ways, s.shots, s.test_queries,
+                                 seed=10_000 + s.seed)  # fmt: skip
     learner = build_learner(s)
     steps = 0 if s.learner == "protonet" else s.inner_steps
     opt = torch.optim.Adam(learner.parameters(), lr=s.lr)
@@ -175,8 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
             opt.step()
             val_acc = None
             if (it + 1) % s.val_every == 0 or it + 1 == s.iterations:
-                val_sampler = EpisodeSampler(val.images, val.labels, s.ways, s.shots,
-                                             s.test_queries, seed=10_000 + s.seed)  # fmt: skip
+                val_sampler.rng = np.random.default_rng(10_000 + s.seed)  # the same episodes
                 val_acc = accuracies(learner, val_sampler, s.val_episodes, steps).mean().item()
                 if val_acc > best["val"]:
                     state_now = {k: v.clone() for k, v in learner.state_dict().items()}

@@ -61,7 +61,7 @@ from metarl.supervised import EpisodeSampler, load_omniglot
 from metarl.supervised.data.omniglot import split_seed, with_rotations
 from metarl.supervised.data.spoken_words import load_spoken_words
 from metarl.supervised.episodes import SemiSupervisedEpisodeSampler
-from metarl.supervised.evaluate import mean_and_ci95
+from metarl.supervised.evaluate import mean_and_ci95, metric_accuracies
 from metarl.supervised.prototypes import PrototypeLearner
 from metarl.utils import load_checkpoint, seed_everything, start_run
 from metarl.utils.cli import Positive, parse_settings
@@ -157,16 +157,6 @@ def episodes_of(
     return EpisodeSampler(*data, ways, shots, queries, seed=seed)
 
 
-def accuracies(learner: PrototypeLearner, sampler: EpisodeSampler, episodes: int) -> torch.Tensor:
-    """Query accuracy of each of ``episodes`` episodes, 50 at a time."""
-    scores = []
-    for start in range(0, episodes, 50):
-        batch = sampler.sample(min(50, episodes - start))
-        hits = learner.query_logits(batch).argmax(-1) == batch.query_y
-        scores.append(hits.float().mean(1))
-    return torch.cat(scores)
-
-
 def load_splits(s: Settings) -> tuple[tuple, tuple, tuple]:
     """(examples, labels) of the meta-train (with rotations, for Omniglot), meta-val and
     test splits of ``--dataset``."""
@@ -186,7 +176,7 @@ def test_grid(s: Settings, learner: PrototypeLearner, test: tuple) -> dict[str, 
     for ways, shots in TEST_GRID[s.dataset]:
         seed = split_seed(s.seed, "test") + 1000 * ways + shots  # a fixed stream per cell
         sampler = episodes_of(s, test, ways, shots, s.queries, seed)
-        mean, ci = mean_and_ci95(accuracies(learner, sampler, s.test_episodes))
+        mean, ci = mean_and_ci95(metric_accuracies(learner, sampler, s.test_episodes))
         grid[f"{ways}w{shots}s"] = {"accuracy": mean, "ci95": ci}
         print(f"{ways}-way {shots}-shot: {100 * mean:.2f} ± {100 * ci:.2f}%")
     return grid
@@ -230,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
         """Accuracy on the fixed validation episodes; a new best is kept as learner.pt."""
         nonlocal best_val
         val_episodes.rng = np.random.default_rng(val_seed)
-        accuracy = accuracies(learner, val_episodes, s.val_episodes).mean().item()
+        accuracy = metric_accuracies(learner, val_episodes, s.val_episodes).mean().item()
         if accuracy > best_val:
             best_val = accuracy
             extra = {"episode": episode, "val_accuracy": accuracy}

@@ -144,3 +144,16 @@ def sampled_accuracies(
         if attack_epsilon > 0:
             attacked.append(query_accuracies(learner, adapted, batch, attack_epsilon, groups))
     return torch.cat(clean), torch.cat(attacked) if attacked else None
+
+
+def metric_accuracies(
+    learner: Any, sampler: EpisodeSampler, episodes: int, chunk: int = 50
+) -> Tensor:
+    """Query accuracy ``[episodes]`` of a learner that classifies from the support set
+    without gradient steps (its ``query_logits(batch)``), on fresh episodes ``chunk`` at a time."""
+    scores = []
+    for start in range(0, episodes, chunk):
+        batch = sampler.sample(min(chunk, episodes - start))
+        hits = learner.query_logits(batch).argmax(-1) == batch.query_y
+        scores.append(hits.float().mean(1))
+    return torch.cat(scores)
