@@ -65,7 +65,6 @@ class ConceptSpaceLearner(MetaLearner):
         if external_classes < 0:
             raise ValueError(f"external_classes must be >= 0, got {external_classes}")
         self.meta_sgd, self.external_classes = meta_sgd, external_classes
-        self._layer = [layer]  # not a submodule of this learner twice
         concept_dim = getattr(layer, "in_features", None)
         if external_classes and concept_dim is None:
             raise ValueError("the concept discriminator needs a last layer with in_features")
@@ -79,7 +78,8 @@ class ConceptSpaceLearner(MetaLearner):
     def concepts(self, x: Tensor) -> Tensor:
         """The concept generator's output for ``x``: the last layer's input."""
         captured: list[Tensor] = []
-        hook = self._layer[0].register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        layer = self.model.get_submodule(self._prefix[:-1])
+        hook = layer.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
         try:
             self.model(x)
         finally:

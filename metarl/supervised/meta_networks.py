@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from metarl.core.learned_optimizer import preprocess
 from metarl.core.learners import as_task_batch
-from metarl.supervised.prototypes import PrototypeLearner
+from metarl.supervised.prototypes import PrototypeLearner, encode
 
 
 class CoordinateMLP(nn.Module):
@@ -122,10 +122,6 @@ class MetaNetwork(PrototypeLearner):
         self.key_meta = CoordinateMLP(meta_hidden)  # d
         self.log_scale = nn.Parameter(torch.tensor(2.3))  # attention sharpness, starts ~10
 
-    def _key_features(self, x: Tensor) -> Tensor:
-        embed = getattr(self.key_encoder, "embed", None)
-        return embed(x) if callable(embed) else self.key_encoder(x)
-
     def _slow_loss(self, w1: Tensor, w2: Tensor, f: Tensor, y: Tensor, ways: int) -> Tensor:
         h = F.relu(F.linear(f, w1, self.layer1.bias))
         logits = F.linear(h, w2, self.layer2.bias)[..., :ways]
@@ -154,7 +150,7 @@ class MetaNetwork(PrototypeLearner):
             )
         n = len(support_x)
         f = self.embed(torch.cat([support_x, query_x]))
-        g = self._key_features(torch.cat([support_x, query_x]))
+        g = encode(self.key_encoder, torch.cat([support_x, query_x]))
         # 1. the task's fast key weights from the representation loss's gradient
         with torch.enable_grad():
             q = self.key_layer.weight.detach().requires_grad_(True)

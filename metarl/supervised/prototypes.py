@@ -45,6 +45,13 @@ def prototypes(
     return (one_hot.t() @ (weights * embeddings)) / (one_hot.t() @ weights)
 
 
+def encode(model: nn.Module, x: Tensor) -> Tensor:
+    """``model.embed(x)`` where the model has an ``embed`` method (``metarl.nn.Conv4``), else
+    ``model(x)``: an encoder's output ``[B, D]``."""
+    embed = getattr(model, "embed", None)
+    return embed(x) if callable(embed) else model(x)
+
+
 def squared_distances(queries: Tensor, centres: Tensor) -> Tensor:
     """``||q - c||^2`` for every query ``[Q, D]`` and centre ``[C, D]``: ``[Q, C]``."""
     return ((queries.unsqueeze(1) - centres.unsqueeze(0)) ** 2).sum(-1)
@@ -92,8 +99,7 @@ class PrototypeLearner(Configurable, nn.Module):
 
     def embed(self, x: Tensor) -> Tensor:
         """Encoder output ``[B, D]`` for examples ``[B, ...]``."""
-        embed = getattr(self.model, "embed", None)
-        return embed(x) if callable(embed) else self.model(x)
+        return encode(self.model, x)
 
     def task_logits(
         self, support_x: Tensor, support_y: Tensor, query_x: Tensor, ways: int
