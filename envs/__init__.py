@@ -29,7 +29,12 @@ from metarl.envs.task_env import (
 )
 from metarl.envs.vector import set_tasks
 from metarl.envs.vector_task_env import TaskVectorEnv
-from metarl.envs.wrappers import PreviousStepInObservation, TaskInObservation, flatten_task
+from metarl.envs.wrappers import (
+    PreviousStepInObservation,
+    TaskInObservation,
+    flatten_task,
+    task_features,
+)
 
 # id -> (entry point, max_episode_steps, vector entry point or None[, constructor kwargs]).
 # Entry points are strings so that importing metarl does not import MuJoCo; Gymnasium imports
@@ -125,6 +130,7 @@ __all__ = [
     "check_fields",
     "check_task_distribution",
     "flatten_task",
+    "task_features",
     "is_task_distribution",
     "number_field",
     "register_task_distribution",

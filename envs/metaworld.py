@@ -10,11 +10,16 @@ benchmark's train or test split, which the benchmark's ``seed`` makes reproducib
 
     env = gym.make("metarl/MetaWorldML1-v0", env_name="pick-place-v3", split="train", seed=0)
     env = gym.make("metarl/MetaWorldML10-v0", split="test")
+
+``terminate_on_success=True`` ends an episode at the first step Meta-World reports success
+(``terminated``), so a sampler's ``terminated`` flags are the success rate; by default
+episodes end only at the benchmark's 500 steps, as in Meta-World.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
@@ -36,6 +41,18 @@ def _import_metaworld():
     return metaworld
 
 
+@lru_cache(maxsize=8)
+def _benchmark(benchmark: str, env_name: str, seed: int) -> Any:
+    """Meta-World's benchmark object (seconds to build; read-only once built), shared by
+    every copy of the distribution in this process."""
+    metaworld = _import_metaworld()
+    if benchmark == "ML1":
+        return metaworld.ML1(env_name, seed=seed)
+    if benchmark == "ML10":
+        return metaworld.ML10(seed=seed)
+    raise ValueError(f"benchmark must be 'ML1' or 'ML10', got {benchmark!r}")
+
+
 class MetaWorldTasks(TaskEnv):
     """One Meta-World benchmark split as a task distribution.
 
@@ -45,6 +62,7 @@ class MetaWorldTasks(TaskEnv):
         env_name: the environment of ML1 (ignored by ML10), e.g. ``"reach-v3"``.
         split: ``"train"`` or ``"test"`` tasks of the benchmark.
         seed: the benchmark's seed, which fixes its task lists.
+        terminate_on_success: end an episode (``terminated``) once ``info["success"]``.
     """
 
     def __init__(
@@ -53,16 +71,13 @@ class MetaWorldTasks(TaskEnv):
         env_name: str = "reach-v3",
         split: str = "train",
         seed: int = 0,
+        terminate_on_success: bool = False,
     ) -> None:
-        metaworld = _import_metaworld()
+        _import_metaworld()
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if benchmark == "ML1":
-            bench = metaworld.ML1(env_name, seed=seed)
-        elif benchmark == "ML10":
-            bench = metaworld.ML10(seed=seed)
-        else:
-            raise ValueError(f"benchmark must be 'ML1' or 'ML10', got {benchmark!r}")
+        self.terminate_on_success = bool(terminate_on_success)
+        bench = _benchmark(benchmark, env_name if benchmark == "ML1" else "", seed)
         self._classes = dict(bench.train_classes if split == "train" else bench.test_classes)
         self._tasks: dict[str, list[Any]] = {name: [] for name in self._classes}
         for task in bench.train_tasks if split == "train" else bench.test_tasks:
@@ -106,7 +121,13 @@ class MetaWorldTasks(TaskEnv):
     def apply_task(self, task: dict[str, Any]) -> None:
         env = self._env(task["env_name"])
         env.set_task(self._tasks[task["env_name"]][task["index"]])
+        env.reset()  # Meta-World places the task's goal when it resets
         self._current = env
+
+    def task_features(self) -> np.ndarray:
+        """The current task's goal position (x, y, z), which ML1's observations hide: an
+        oracle's or a scripted expert's input (a task here is an index, not numbers)."""
+        return np.asarray(self._current._target_pos, dtype=np.float64).copy()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -115,6 +136,7 @@ class MetaWorldTasks(TaskEnv):
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self._current.step(action)
+        terminated = bool(terminated) or (self.terminate_on_success and bool(info["success"]))
         return np.asarray(obs, dtype=np.float64), float(reward), terminated, truncated, info
 
     def close(self) -> None:
@@ -122,11 +144,16 @@ class MetaWorldTasks(TaskEnv):
             env.close()
 
 
-def ML1(env_name: str = "reach-v3", split: str = "train", seed: int = 0) -> MetaWorldTasks:
+def ML1(
+    env_name: str = "reach-v3",
+    split: str = "train",
+    seed: int = 0,
+    terminate_on_success: bool = False,
+) -> MetaWorldTasks:
     """Meta-World ML1: one manipulation environment, tasks differ in goal and object positions."""
-    return MetaWorldTasks("ML1", env_name, split, seed)
+    return MetaWorldTasks("ML1", env_name, split, seed, terminate_on_success)
 
 
-def ML10(split: str = "train", seed: int = 0) -> MetaWorldTasks:
+def ML10(split: str = "train", seed: int = 0, terminate_on_success: bool = False) -> MetaWorldTasks:
     """Meta-World ML10: ten training environments, five held-out test environments."""
-    return MetaWorldTasks("ML10", split=split, seed=seed)
+    return MetaWorldTasks("ML10", split=split, seed=seed, terminate_on_success=terminate_on_success)

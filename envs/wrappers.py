@@ -1,6 +1,6 @@
 """Observation wrappers for task distributions.
 
-- ``TaskInObservation`` appends the current task, flattened to numbers, to every
+- ``TaskInObservation`` appends the current task, as numbers (``task_features``), to every
   observation: the input of an oracle policy, and of RL^2-style baselines that are told the task.
 - ``PreviousStepInObservation`` appends the previous action, reward and done flag, the input
   of recurrent meta-learners that must infer the task from experience.
@@ -21,6 +21,16 @@ def flatten_task(task: Mapping[str, Any]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+def task_features(env: gym.Env) -> np.ndarray:
+    """``env``'s current task as the numbers an oracle sees: the environment's own
+    ``task_features()`` where it has one (tasks that are not numbers, e.g. Meta-World's
+    indices, whose goal it reports instead), else ``flatten_task(env.task)``."""
+    env = env.unwrapped
+    if hasattr(env, "task_features"):
+        return np.asarray(env.task_features(), dtype=np.float64)
+    return flatten_task(env.task)
+
+
 def _extend_box(space: gym.Space, extra: int) -> gym.spaces.Box:
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise TypeError(f"observation wrappers need a flat Box observation space, got {space}")
@@ -34,11 +44,11 @@ class TaskInObservation(gym.Wrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        size = flatten_task(env.unwrapped.task).size
+        size = task_features(env).size
         self.observation_space = _extend_box(env.observation_space, size)
 
     def _extend(self, obs: np.ndarray) -> np.ndarray:
-        task = flatten_task(self.env.unwrapped.task)
+        task = task_features(self.env)
         return np.concatenate((obs, task)).astype(self.observation_space.dtype)
 
     def reset(self, **kwargs):

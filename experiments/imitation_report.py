@@ -7,9 +7,12 @@ behaviour-cloning baselines, each as mean return ± standard error over the held
 with its success rate and whether it saw the held-out demonstration's actions, and the bar
 verdicts (MIL within 15% of the expert's return and above both cloning baselines;
 domain-adaptive meta-learning above its own policy before adapting and above the
-inverse-dynamics baseline). A meta-RL run (``experiments/maml_rl.py``, its folder named
-``metarl-<learner>-seed<seed>``) is listed beside them, adapted on episodes of its own
-instead of a demonstration. A hand-written notes file may be appended.
+inverse-dynamics baseline). Where episodes end on success (Meta-World run with
+``terminate_on_success``, whose returns grow with the steps a failing policy survives) the
+verdicts compare success rates instead of returns. A meta-RL run
+(``experiments/maml_rl.py``, its folder named ``metarl-<learner>-seed<seed>``) is listed
+beside them, adapted on episodes of its own instead of a demonstration. A hand-written
+notes file may be appended.
 
     python experiments/imitation_report.py --notes experiments/results/imitation/README.md
 """
@@ -72,17 +75,37 @@ def after(result: dict, steps: str) -> dict:
     return result["return_after_steps"][steps]
 
 
+def measure_of(results: list[dict]) -> str:
+    """What the verdicts compare: ``"success"`` where episodes end on success, else the
+    mean return (``"mean"``)."""
+    ends_on_success = any(r.get("env_kwargs", {}).get("terminate_on_success") for r in results)
+    return "success" if ends_on_success else "mean"
+
+
+def shown(value: float, measure: str) -> str:
+    return f"{value:.0%}" if measure == "success" else f"{value:.2f}"
+
+
+def title(result: dict) -> str:
+    """The distribution's id, with the environment an ``env_name`` keyword picks."""
+    name = result.get("env_kwargs", {}).get("env_name")
+    return f"{result['env']} ({name})" if name else result["env"]
+
+
 def distribution_section(name: str, results: list[dict]) -> list[str]:
     """The Markdown of one distribution's runs."""
     order = list(NAMES)
     results.sort(key=lambda r: (order.index(r["learner"]), r["seed"]))
     expert = next(r["expert"] for r in results if "expert" in r)
+    measure = measure_of(results)
+    compared = "success rates" if measure == "success" else "returns"
     lines = [
         f"## {name}",
         "",
         f"Mean return ± standard error over {results[0]['n_tasks']} held-out tasks (success "
         "rate in brackets), every row rolled out from the same start states, with the "
-        "policy's most likely actions; adapted on one demonstration of each task.",
+        "policy's most likely actions; adapted on one demonstration of each task. The "
+        f"verdicts compare {compared}.",
         "",
         "| learner | seed | demonstration | before adapting | after 1 step | "
         "after the most steps | meta-training | train wall |",
@@ -100,55 +123,57 @@ def distribution_section(name: str, results: list[dict]) -> list[str]:
             f"| {NAMES[r['learner']]} | {r['seed']} | {demo} | {cell(after(r, '0'))} | {one} "
             f"| {most} | {iterations} iterations | {r['train_wall_s'] / 60:.1f} min |"
         )
-    lines += ["", *verdicts(results, expert), "", "Commands (machine, date):", ""]
+    lines += ["", *verdicts(results, expert, measure), "", "Commands (machine, date):", ""]
     lines += [f"- `{r['command']}` ({r['machine']}, {r['date']})" for r in results]
     return [*lines, ""]
 
 
-def baseline_return(result: dict) -> float:
+def baseline_score(result: dict, measure: str = "mean") -> float:
     """A baseline's score: the multi-task policy after one step on the demonstration (as
     MIL), a policy cloned from scratch (on the demonstration's actions or on inferred ones)
     after all its cloning steps."""
     one_step = result["learner"] in ("multitask", "invdyn-multitask")
     steps = "1" if one_step else list(result["return_after_steps"])[-1]
-    return after(result, steps)["mean"]
+    return after(result, steps)[measure]
 
 
-def verdicts(results: list[dict], expert: dict) -> list[str]:
+def verdicts(results: list[dict], expert: dict, measure: str = "mean") -> list[str]:
     """Whether each MIL learner, and domain-adaptive meta-learning, meets its bars after
-    one step."""
-    limit = expert["mean"] - BAR * abs(expert["mean"])
+    one step, judged by ``measure`` (``"mean"`` return or ``"success"`` rate)."""
+    limit = expert[measure] - BAR * abs(expert[measure])
     baseline_best = max(
-        (baseline_return(r) for r in results if r["learner"] in BASELINES), default=None
+        (baseline_score(r, measure) for r in results if r["learner"] in BASELINES), default=None
     )
-    invdyn = [baseline_return(r) for r in results if r["learner"] in OBSERVATION_BASELINES]
+    invdyn = [baseline_score(r, measure) for r in results if r["learner"] in OBSERVATION_BASELINES]
     lines = []
     for r in results:
         if r["learner"] == "daml":
-            ours, before = after(r, "1")["mean"], after(r, "0")["mean"]
+            ours, before = after(r, "1")[measure], after(r, "0")[measure]
             word = "above" if ours > before else "**not above**"
             if invdyn:
                 beats = "above" if ours > max(invdyn) else "**not above**"
-                versus = f"{beats} the best inverse-dynamics baseline ({max(invdyn):.2f})"
+                versus = (
+                    f"{beats} the best inverse-dynamics baseline ({shown(max(invdyn), measure)})"
+                )
             else:
                 versus = "no inverse-dynamics baseline run yet"
             lines.append(
-                f"- {NAMES['daml']}, seed {r['seed']}: {ours:.2f} after one step on the "
-                f"observation-only demonstration; {word} its policy before adapting "
-                f"({before:.2f}); {versus}."
+                f"- {NAMES['daml']}, seed {r['seed']}: {shown(ours, measure)} after one step "
+                f"on the observation-only demonstration; {word} its policy before adapting "
+                f"({shown(before, measure)}); {versus}."
             )
         if r["learner"] in (*BASELINES, *OBSERVATION_BASELINES, "daml", "metarl"):
             continue
-        ours = after(r, "1")["mean"]
+        ours = after(r, "1")[measure]
         near = "met" if ours >= limit else "**not met**"
         if baseline_best is None:
             above = "no cloning baseline run yet"
         else:
             word = "above" if ours > baseline_best else "**not above**"
-            above = f"{word} the best cloning baseline ({baseline_best:.2f})"
+            above = f"{word} the best cloning baseline ({shown(baseline_best, measure)})"
         lines.append(
-            f"- {NAMES[r['learner']]}, seed {r['seed']}: {ours:.2f} after one step; within "
-            f"15% of the expert (>= {limit:.2f}): {near}; {above}."
+            f"- {NAMES[r['learner']]}, seed {r['seed']}: {shown(ours, measure)} after one "
+            f"step; within 15% of the expert (>= {shown(limit, measure)}): {near}; {above}."
         )
     return lines
 
@@ -163,7 +188,7 @@ def main(argv: list[str] | None = None) -> Path:
         by_distribution.setdefault(path.parent.parent.name, []).append(from_meta_rl(path))
     lines = ["# Meta-imitation: return after adapting on one demonstration", ""]
     for results in by_distribution.values():
-        lines += distribution_section(results[0]["env"], results)
+        lines += distribution_section(title(results[0]), results)
     if s.notes:
         lines += [Path(s.notes).read_text()]
     out = Path(s.out)

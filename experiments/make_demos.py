@@ -17,6 +17,7 @@ it; an existing folder is refused unless ``--overwrite``.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ class Settings:
 
     out: str  # the dataset folder to write
     env: str = "metarl/Navigation2D-v0"  # the task distribution (one with an expert)
+    env_kwargs: str = "{}"
+    """JSON keyword arguments of --env, recorded in the dataset, e.g. Meta-World ML1's
+    '{"env_name": "push-v3", "split": "test", "terminate_on_success": true}'"""
     tasks: Count = 200  # tasks to demonstrate
     demos_per_task: Count = 4  # demonstrations of each task
     horizon: Count = 100  # steps per demonstration at most
@@ -48,10 +52,23 @@ class Settings:
     overwrite: bool = False  # replace a dataset already at --out
 
 
+def env_kwargs_of(s: Settings) -> dict:
+    """``--env-kwargs`` as a dict; a clear error if it is not a JSON object."""
+    try:
+        kwargs = json.loads(s.env_kwargs)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"--env-kwargs is not JSON: {err}") from err
+    if not isinstance(kwargs, dict):
+        raise SystemExit(f"--env-kwargs must be a JSON object, got {s.env_kwargs!r}")
+    return kwargs
+
+
 def expert_for(s: Settings) -> nn.Module:
     """The expert of ``--env``; a clear error for a distribution that has none yet."""
     try:
-        return make_expert(s.env, noise=s.noise, policy=s.expert_policy)
+        return make_expert(
+            s.env, noise=s.noise, policy=s.expert_policy, env_kwargs=env_kwargs_of(s)
+        )
     except KeyError as err:
         raise SystemExit(err.args[0]) from err
     except (ValueError, OSError) as err:
@@ -60,7 +77,15 @@ def expert_for(s: Settings) -> nn.Module:
 
 def main(argv: list[str] | None = None) -> float:
     s = parse_settings(Settings, argv)
-    demos = generate_demos(s.env, expert_for(s), s.tasks, s.demos_per_task, s.horizon, seed=s.seed)
+    demos = generate_demos(
+        s.env,
+        expert_for(s),
+        s.tasks,
+        s.demos_per_task,
+        s.horizon,
+        seed=s.seed,
+        env_kwargs=env_kwargs_of(s),
+    )
     words = sys.argv[1:] if argv is None else argv
     demos.info.update(
         noise=s.noise,

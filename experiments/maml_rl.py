@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 import metarl
 from metarl.core import TRPO, MetaLearner
-from metarl.envs import flatten_task
+from metarl.envs import task_features
 from metarl.rl import GaussianMLPPolicy, MetaRLTrainer, MultiTaskSampler
 from metarl.rl.trainer import Outer
 from metarl.utils import Run, RunError, plot_curves, seed_everything, start_run
@@ -170,7 +170,7 @@ def as_before(name: str, value: object) -> bool:
 def build_learner(s: Settings) -> tuple[MetaLearner, Outer]:
     """The policy, the learner around it and its outer step, as ``LEARNERS`` says."""
     oracle = s.learner == "oracle"
-    task_size = len(flatten_task(gym.make(s.env).unwrapped.task)) if oracle else 0
+    task_size = len(task_features(gym.make(s.env))) if oracle else 0
     policy = GaussianMLPPolicy.for_env(
         s.env, extra_obs=task_size, hidden=s.hidden, activation=s.activation
     )

@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> dict:
     held_out = test.demonstrations  # loaded and checked once, by DemoTasks
     support, _ = test.sample(test.num_tasks, (1, 0), task_ids=range(test.num_tasks))
     horizon = held_out.mask.shape[2]
-    sampler = MultiTaskSampler(s.env, 1, horizon, seed=s.eval_seed)
+    env_kwargs = test.env_kwargs  # e.g. Meta-World's environment and its test split
+    sampler = MultiTaskSampler(s.env, 1, horizon, seed=s.eval_seed, env_kwargs=env_kwargs)
 
     def from_eval_starts(episodes_of: Callable[[], Episodes]) -> Episodes:
         sampler.seed(s.eval_seed)  # every row, the expert's too, from the same start states
@@ -240,12 +241,15 @@ def main(argv: list[str] | None = None) -> dict:
             )
             for k in range(s.eval_max_steps + 1)
         }
-    expert_sampler = MultiTaskSampler(s.env, 1, horizon, seed=s.eval_seed, task_in_observation=True)
-    expert = make_expert(s.env, policy=held_out.info.get("expert_policy"))
+    expert_sampler = MultiTaskSampler(
+        s.env, 1, horizon, seed=s.eval_seed, env_kwargs=env_kwargs, task_in_observation=True
+    )
+    expert = make_expert(s.env, policy=held_out.info.get("expert_policy"), env_kwargs=env_kwargs)
     expert_episodes = expert_sampler.sample(test.tasks, expert, deterministic=True)
     results = {
         "learner": s.learner,
         "env": s.env,
+        "env_kwargs": env_kwargs,
         "n_tasks": test.num_tasks,
         "expert": scores(expert_episodes),
         "return_after_steps": after_steps,

@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
 import metarl  # noqa: F401
 from metarl.core import MAML
+from metarl.envs import TaskInObservation, flatten_task, task_features
+from metarl.envs.navigation import Navigation2D
 from metarl.imitation import (
     DemoData,
     DemoDatasetError,
@@ -18,6 +22,7 @@ from metarl.imitation import (
     bc_loss,
     generate_demos,
     load_demos,
+    make_expert,
     save_demos,
 )
 from metarl.rl import CategoricalMLPPolicy, GaussianMLPPolicy, MultiTaskSampler
@@ -256,3 +261,34 @@ def test_datasets_save_to_a_relative_path(nav_demos, tmp_path, monkeypatch):
     path = save_demos(nav_demos, "demos/nav")
     assert path == tmp_path / "demos" / "nav"
     assert torch.equal(load_demos("demos/nav").observations, nav_demos.observations)
+
+
+def test_the_dataset_s_environment_keywords_set_the_expert_and_the_action_scale():
+    # moves of at most 0.05: the expert's full move and the policy's label 1 are 0.05 each
+    kwargs = {"max_step": 0.05}
+    expert = make_expert(NAV, env_kwargs=kwargs)
+    demos = generate_demos(
+        NAV, expert, num_tasks=3, demos_per_task=1, horizon=40, env_kwargs=kwargs
+    )
+    assert demos.info["env_kwargs"] == kwargs
+    assert demos.actions.abs().max() == pytest.approx(0.05)
+    support, _ = DemoTasks(NAV, demos).sample(3, (1, 0), task_ids=range(3))
+    goals = torch.tensor([task["goal"] for task in demos.tasks], dtype=torch.float32)
+    first = (goals / 0.05).clamp(-1, 1)  # from the origin, in units of the largest move
+    assert torch.allclose(support.actions[:, 0, 0], first, atol=1e-6)
+
+
+class _ReportsItsOwnFeatures(Navigation2D):
+    """A distribution whose oracle numbers are not its task's fields."""
+
+    def task_features(self):
+        return np.array([7.0, 8.0, 9.0])
+
+
+def test_oracles_see_an_environment_s_own_task_features():
+    plain = gym.make(NAV).unwrapped
+    assert np.array_equal(task_features(plain), flatten_task(plain.task))
+    env = TaskInObservation(_ReportsItsOwnFeatures())
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.shape == (5,)
+    assert np.array_equal(obs[2:], [7.0, 8.0, 9.0])

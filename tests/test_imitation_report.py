@@ -66,3 +66,28 @@ def test_table_and_verdicts(tmp_path):
         "above its policy before adapting (-30.00); above the best inverse-dynamics baseline "
         "(-9.00)" in daml
     )
+
+
+def test_where_episodes_end_on_success_the_verdicts_compare_success_rates(tmp_path):
+    # returns favour failing policies here (they collect reward for longer): judged by success
+    runs = {"maml": (300.0, 0.9), "metasgd": (250.0, 0.5), "scratch": (900.0, 0.6)}
+    for learner, (mean, success) in runs.items():
+        folder = tmp_path / "reach" / f"{learner}-seed0"
+        folder.mkdir(parents=True)
+        result = _result(learner, {0: 1000.0, 1: mean}, expert=200.0)
+        result["expert"]["success"] = 1.0
+        for score in result["return_after_steps"].values():
+            score["success"] = success
+        result["env"] = "metarl/MetaWorldML1-v0"
+        result["env_kwargs"] = {"env_name": "reach-v3", "terminate_on_success": True}
+        (folder / "results.json").write_text(json.dumps(result))
+    out = load_experiment("imitation_report").main(
+        ["--root", str(tmp_path), "--out", str(tmp_path / "imitation.md")]
+    )
+    text = out.read_text()
+    assert "## metarl/MetaWorldML1-v0 (reach-v3)" in text
+    maml, metasgd = (line for line in text.splitlines() if line.startswith("- MIL"))
+    assert "90% after one step; within 15% of the expert (>= 85%): met; above" in maml
+    assert "50% after one step; within 15% of the expert (>= 85%): **not met**; **not above**" in (
+        metasgd
+    )

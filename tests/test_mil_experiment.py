@@ -34,6 +34,10 @@ def test_make_demos_records_its_command_and_refuses_to_overwrite(datasets):
         make_demos.main(["--tasks", "3", "--out", str(root / "train")])
     with pytest.raises(SystemExit, match="no expert for metarl/HalfCheetahVel-v1 yet"):
         make_demos.main(["--env", "metarl/HalfCheetahVel-v1", "--out", str(root / "x")])
+    with pytest.raises(SystemExit, match="--env-kwargs is not JSON"):
+        make_demos.main(["--env-kwargs", "{max_step: 0.05}", "--out", str(root / "x")])
+    with pytest.raises(SystemExit, match="must be a JSON object"):
+        make_demos.main(["--env-kwargs", "[0.05]", "--out", str(root / "x")])
 
 
 def _mil_args(root, out, iterations):

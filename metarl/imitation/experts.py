@@ -8,9 +8,13 @@ mapped onto the environment's action box by the sampler.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
+from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -94,6 +98,42 @@ class PolicyExpert(_NoisyExpert):
             return self.policy(obs)[0]
 
 
+class MetaWorldExpert(_NoisyExpert):
+    """Meta-World's scripted policy of one ML1 environment (``metaworld.policies``, e.g.
+    ``SawyerReachV3Policy`` for ``"reach-v3"``) as an expert. Its observations are ML1's 39
+    numbers followed by the task's goal position (a sampler with
+    ``task_in_observation=True``: ``MetaWorldTasks.task_features``); the goal goes where a
+    fully observable Meta-World observation holds it (the last three numbers, which ML1
+    zeroes), and the scripted action, clipped to [-1, 1], is the expert's most likely one.
+    Needs the optional extra ``metarl[metaworld]``.
+    """
+
+    def __init__(self, env_name: str = "reach-v3", noise: float = 0.0) -> None:
+        super().__init__(noise)
+        from metarl.envs.metaworld import _import_metaworld
+
+        _import_metaworld()  # the install hint if the extra is missing
+        words = env_name.removesuffix("-v3").split("-")
+        class_name = "Sawyer" + "".join(w.capitalize() for w in words) + "V3Policy"
+        policies = importlib.import_module("metaworld.policies")
+        if not hasattr(policies, class_name):
+            raise ValueError(f"Meta-World has no scripted policy {class_name} for {env_name!r}")
+        self.env_name = env_name
+        self.scripted = getattr(policies, class_name)()
+
+    def mean_action(self, obs: Tensor) -> Tensor:
+        if obs.shape[-1] != 42:
+            raise ValueError(
+                "MetaWorldExpert needs ML1's 39 observations and the goal (a sampler with "
+                f"task_in_observation=True), got {obs.shape[-1]} features"
+            )
+        rows = obs.reshape(-1, 42).double().numpy().copy()
+        full = rows[:, :39]
+        full[:, 36:39] = rows[:, 39:]
+        actions = np.stack([self.scripted.get_action(o) for o in full])
+        return torch.as_tensor(actions, dtype=obs.dtype).reshape(*obs.shape[:-1], -1)
+
+
 def load_policy_expert(path: str | os.PathLike, env_id: str, noise: float = 0.0) -> PolicyExpert:
     """The policy of the learner saved at ``path`` as ``env_id``'s expert; a ``ValueError``
     if it was trained on another distribution or without the task in its observation."""
@@ -107,23 +147,36 @@ def load_policy_expert(path: str | os.PathLike, env_id: str, noise: float = 0.0)
     return PolicyExpert(load_learner(path).model, noise)
 
 
-SCRIPTED_EXPERTS = {
-    "metarl/Navigation2D-v0": Navigation2DExpert,
-    "metarl/Navigation2DRandomStart-v0": Navigation2DExpert,
+def _navigation_expert(noise: float, env_kwargs: Mapping[str, Any]) -> Navigation2DExpert:
+    return Navigation2DExpert(env_kwargs.get("max_step", 0.1), noise)
+
+
+def _metaworld_expert(noise: float, env_kwargs: Mapping[str, Any]) -> MetaWorldExpert:
+    return MetaWorldExpert(env_kwargs.get("env_name", "reach-v3"), noise)
+
+
+SCRIPTED_EXPERTS = {  # env_id -> (noise, env_kwargs) -> expert
+    "metarl/Navigation2D-v0": _navigation_expert,
+    "metarl/Navigation2DRandomStart-v0": _navigation_expert,
+    "metarl/MetaWorldML1-v0": _metaworld_expert,
 }
 
 
 def make_expert(
-    env_id: str, noise: float = 0.0, policy: str | os.PathLike | None = None
+    env_id: str,
+    noise: float = 0.0,
+    policy: str | os.PathLike | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """``env_id``'s expert acting with ``noise``: the trained policy saved at ``policy``
-    (``load_policy_expert``) if given, else the distribution's scripted expert; a
+    (``load_policy_expert``) if given, else the distribution's scripted expert (made for
+    the environment ``env_kwargs`` configure, e.g. Meta-World ML1's ``env_name``); a
     ``KeyError`` naming the distributions that have one if it has none."""
     if policy is not None:
         return load_policy_expert(policy, env_id, noise)
     if env_id not in SCRIPTED_EXPERTS:
         raise KeyError(
-            f"no expert for {env_id} yet; {' and '.join(SCRIPTED_EXPERTS)} have a scripted "
+            f"no expert for {env_id} yet; {', '.join(SCRIPTED_EXPERTS)} have a scripted "
             "one, and a distribution's oracle run gives one (--expert-policy)"
         )
-    return SCRIPTED_EXPERTS[env_id](noise=noise)
+    return SCRIPTED_EXPERTS[env_id](noise, dict(env_kwargs or {}))

@@ -17,7 +17,8 @@ from metarl.rl.sampler import action_box_affine
 class DemoTasks:
     """Tasks of ``env_id`` with expert demonstrations, for meta-imitation learning.
 
-    ``dataset`` is a folder written by ``save_demos`` (or ``Demonstrations`` in memory).
+    ``dataset`` is a folder written by ``save_demos`` (or ``Demonstrations`` in memory);
+    ``env_kwargs`` are the ones it was recorded with (``env_kwargs`` of its ``info``).
     The actions handed out are the expert's labels (``expert_actions``) in the policy's
     scale: with ``rescale_actions`` (as ``MultiTaskSampler``, which maps a policy's [-1, 1]
     onto the action box) the stored environment actions are mapped back, so a policy cloned
@@ -38,7 +39,8 @@ class DemoTasks:
         demos = dataset if isinstance(dataset, Demonstrations) else load_demos(dataset)
         if demos.env_id != env_id:
             raise ValueError(f"the dataset demonstrates {demos.env_id}, not {env_id}")
-        env = gym.make(env_id, disable_env_checker=True)
+        self.env_kwargs = dict(demos.info.get("env_kwargs") or {})
+        env = gym.make(env_id, disable_env_checker=True, **self.env_kwargs)
         try:
             center, half = action_box_affine(env.action_space, rescale_actions)
         finally:

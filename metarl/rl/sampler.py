@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from metarl.core.params import Params, forward_with
-from metarl.envs.wrappers import flatten_task
+from metarl.envs.wrappers import flatten_task, task_features
 from metarl.rl.episodes import Episodes
 
 
@@ -168,9 +168,11 @@ class MultiTaskSampler:
         obs = np.asarray(obs, dtype=np.float32)
         env_obs_dim = obs.shape[1]
         if self.task_in_observation:  # the validated tasks, as the environments hold them
-            validated = vector_env.tasks if vector_env is not None else [e.task for e in envs]
-            task_features = np.stack([flatten_task(task) for task in validated])
-            obs = np.concatenate((obs, task_features.astype(np.float32)), axis=1)
+            if vector_env is not None:
+                features = np.stack([flatten_task(task) for task in vector_env.tasks])
+            else:
+                features = np.stack([task_features(env) for env in envs])
+            obs = np.concatenate((obs, features.astype(np.float32)), axis=1)
         obs_buf = np.zeros((n, horizon, obs.shape[-1]), np.float32)
         rew_buf = np.zeros((n, horizon), np.float32)
         mask_buf = np.zeros((n, horizon), np.float32)
