@@ -11,9 +11,12 @@ benchmark's train or test split, which the benchmark's ``seed`` makes reproducib
     env = gym.make("metarl/MetaWorldML1-v0", env_name="pick-place-v3", split="train", seed=0)
     env = gym.make("metarl/MetaWorldML10-v0", split="test")
 
-``terminate_on_success=True`` ends an episode at the first step Meta-World reports success
-(``terminated``), so a sampler's ``terminated`` flags are the success rate; by default
-episodes end only at the benchmark's 500 steps, as in Meta-World.
+Meta-World's resets ignore their seed and start the hand at one fixed position, so with the
+task fixed every episode is the same; ``hand_init_range=r`` starts each episode with the
+hand displaced by up to ``r`` (metres, uniform per axis) from that position, drawn from the
+reset's seed. ``terminate_on_success=True`` ends an episode at the first step Meta-World
+reports success (``terminated``), so a sampler's ``terminated`` flags are the success rate;
+by default episodes end only at the benchmark's 500 steps, as in Meta-World.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class MetaWorldTasks(TaskEnv):
         split: ``"train"`` or ``"test"`` tasks of the benchmark.
         seed: the benchmark's seed, which fixes its task lists.
         terminate_on_success: end an episode (``terminated``) once ``info["success"]``.
+        hand_init_range: displace the hand's start by up to this much per axis (metres),
+            drawn at each reset from its seed; 0 keeps Meta-World's fixed start.
     """
 
     def __init__(
@@ -72,11 +77,16 @@ class MetaWorldTasks(TaskEnv):
         split: str = "train",
         seed: int = 0,
         terminate_on_success: bool = False,
+        hand_init_range: float = 0.0,
     ) -> None:
         _import_metaworld()
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if not hand_init_range >= 0:
+            raise ValueError(f"hand_init_range must be >= 0, got {hand_init_range}")
         self.terminate_on_success = bool(terminate_on_success)
+        self.hand_init_range = float(hand_init_range)
+        self._hand_home: dict[str, np.ndarray] = {}  # Meta-World's fixed start, per env
         bench = _benchmark(benchmark, env_name if benchmark == "ML1" else "", seed)
         self._classes = dict(bench.train_classes if split == "train" else bench.test_classes)
         self._tasks: dict[str, list[Any]] = {name: [] for name in self._classes}
@@ -121,8 +131,10 @@ class MetaWorldTasks(TaskEnv):
     def apply_task(self, task: dict[str, Any]) -> None:
         env = self._env(task["env_name"])
         env.set_task(self._tasks[task["env_name"]][task["index"]])
+        self._hand_home.setdefault(task["env_name"], np.array(env.hand_init_pos, dtype=float))
+        env.hand_init_pos = self._hand_home[task["env_name"]].copy()
         env.reset()  # Meta-World places the task's goal when it resets
-        self._current = env
+        self._current, self._current_name = env, task["env_name"]
 
     def task_features(self) -> np.ndarray:
         """The current task's goal position (x, y, z), which ML1's observations hide: an
@@ -131,6 +143,10 @@ class MetaWorldTasks(TaskEnv):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        if self.hand_init_range > 0:
+            r = self.hand_init_range
+            home = self._hand_home[self._current_name]
+            self._current.hand_init_pos = home + self.np_random.uniform(-r, r, 3)
         obs, info = self._current.reset(seed=seed)
         return np.asarray(obs, dtype=np.float64), info
 
@@ -149,11 +165,17 @@ def ML1(
     split: str = "train",
     seed: int = 0,
     terminate_on_success: bool = False,
+    hand_init_range: float = 0.0,
 ) -> MetaWorldTasks:
     """Meta-World ML1: one manipulation environment, tasks differ in goal and object positions."""
-    return MetaWorldTasks("ML1", env_name, split, seed, terminate_on_success)
+    return MetaWorldTasks("ML1", env_name, split, seed, terminate_on_success, hand_init_range)
 
 
-def ML10(split: str = "train", seed: int = 0, terminate_on_success: bool = False) -> MetaWorldTasks:
+def ML10(
+    split: str = "train",
+    seed: int = 0,
+    terminate_on_success: bool = False,
+    hand_init_range: float = 0.0,
+) -> MetaWorldTasks:
     """Meta-World ML10: ten training environments, five held-out test environments."""
-    return MetaWorldTasks("ML10", split=split, seed=seed, terminate_on_success=terminate_on_success)
+    return MetaWorldTasks("ML10", "", split, seed, terminate_on_success, hand_init_range)

@@ -79,3 +79,19 @@ def test_the_scripted_experts_succeed_on_held_out_tasks(env_name):
     demos = generate_demos("metarl/MetaWorldML1-v0", expert, 4, 1, 200, env_kwargs=kwargs)
     assert demos.terminated.all()  # every demonstration ends in success
     assert demos.observations.shape[-1] == 39 and demos.actions.abs().max() <= 1
+
+
+@pytest.mark.skipif(not HAS_METAWORLD, reason="needs the optional extra metarl[metaworld]")
+def test_hand_starts_vary_with_the_reset_seed_only_when_asked():
+    def hand_starts(hand_init_range, seeds):
+        env = gym.make(
+            "metarl/MetaWorldML1-v0", env_name="reach-v3", hand_init_range=hand_init_range
+        ).unwrapped
+        env.set_task({"env_name": "reach-v3", "index": 0})
+        return np.array([env.reset(seed=seed)[0][:3] for seed in seeds])
+
+    fixed = hand_starts(0.0, [0, 1])
+    assert np.allclose(fixed[0], fixed[1])  # Meta-World ignores the seed
+    moved = hand_starts(0.1, [0, 1, 0])
+    assert np.allclose(moved[0], moved[2]) and not np.allclose(moved[0], moved[1])
+    assert np.abs(moved - fixed[0]).max() <= 0.1 + 0.01  # the hand settles near its target
