@@ -76,7 +76,11 @@ def test_wheel_install_imports_metarl_envs(tmp_path):
 
 
 # distribution name -> the import that uses it (tensorboard is torch's SummaryWriter backend)
-IMPORT_NAMES = {"pillow": "PIL", "tensorboard": "torch.utils.tensorboard"}
+IMPORT_NAMES = {
+    "pillow": "PIL",
+    "tensorboard": "torch.utils.tensorboard",
+    "stable-baselines3": "stable_baselines3",
+}
 
 
 def test_every_runtime_dependency_is_imported_by_the_library():

@@ -9,9 +9,11 @@ mapped onto the environment's action box by the sampler.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -147,6 +149,22 @@ def load_policy_expert(path: str | os.PathLike, env_id: str, noise: float = 0.0)
     return PolicyExpert(load_learner(path).model, noise)
 
 
+def _load_trained_sb3_expert(path: str | os.PathLike, env_id: str, noise: float) -> nn.Module:
+    """The SB3 model at ``path`` with the record ``train_expert.py`` writes beside it
+    (``expert.json``); a ``ValueError`` if it was trained on another distribution."""
+    from metarl.imitation.sb3_experts import load_sb3_expert
+
+    record_path = Path(path).with_suffix(".json")
+    if not record_path.is_file():
+        raise ValueError(f"{path} has no {record_path.name} beside it (train_expert.py writes it)")
+    record = json.loads(record_path.read_text())
+    if record.get("env") != env_id:
+        raise ValueError(
+            f"{path} is not an expert for {env_id}: it was trained on {record.get('env')}"
+        )
+    return load_sb3_expert(path, record["algorithm"], noise)
+
+
 def _navigation_expert(noise: float, env_kwargs: Mapping[str, Any]) -> Navigation2DExpert:
     return Navigation2DExpert(env_kwargs.get("max_step", 0.1), noise)
 
@@ -168,10 +186,14 @@ def make_expert(
     policy: str | os.PathLike | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
 ) -> nn.Module:
-    """``env_id``'s expert acting with ``noise``: the trained policy saved at ``policy``
-    (``load_policy_expert``) if given, else the distribution's scripted expert (made for
-    the environment ``env_kwargs`` configure, e.g. Meta-World ML1's ``env_name``); a
-    ``KeyError`` naming the distributions that have one if it has none."""
+    """``env_id``'s expert acting with ``noise``: the trained policy saved at ``policy`` if
+    given (a ``learner.pt``: ``load_policy_expert``; an ``expert.zip`` of
+    ``experiments/train_expert.py``: the Stable-Baselines3 model), else the distribution's
+    scripted expert (made for the environment ``env_kwargs`` configure, e.g. Meta-World
+    ML1's ``env_name``); a ``KeyError`` naming the distributions that have one if it has
+    none."""
+    if policy is not None and str(policy).endswith(".zip"):
+        return _load_trained_sb3_expert(policy, env_id, noise)
     if policy is not None:
         return load_policy_expert(policy, env_id, noise)
     if env_id not in SCRIPTED_EXPERTS:
