@@ -24,9 +24,10 @@ from metarl.learners import load_learner
 from metarl.utils.checkpoint import load_checkpoint
 
 
-class _NoisyExpert(nn.Module):
-    """An expert whose most likely action is ``mean_action(obs)`` in [-1, 1]; the actions it
-    takes add Gaussian noise of standard deviation ``noise``, clipped to [-1, 1]."""
+class NoisyExpert(nn.Module):
+    """The experts' base: the most likely action is ``mean_action(obs)`` (which a subclass
+    defines) clipped to [-1, 1]; the actions it takes add Gaussian noise of standard
+    deviation ``noise``, clipped to [-1, 1]."""
 
     discrete = False
 
@@ -58,7 +59,7 @@ class _NoisyExpert(nn.Module):
         return dist[0]
 
 
-class Navigation2DExpert(_NoisyExpert):
+class Navigation2DExpert(NoisyExpert):
     """Scripted Navigation2D expert: the largest allowed move straight at the goal.
 
     Observations are ``[x, y, goal_x, goal_y]``; the most likely action is the offset to the
@@ -86,7 +87,7 @@ class Navigation2DExpert(_NoisyExpert):
         return (obs[..., 2:] - obs[..., :2]) / self.max_step
 
 
-class PolicyExpert(_NoisyExpert):
+class PolicyExpert(NoisyExpert):
     """A trained policy that sees the task (an oracle run of ``experiments/maml_rl.py``) as
     an expert: its most likely action, clipped to [-1, 1], with Gaussian noise of
     ``noise`` on the actions it takes (not its own learned spread)."""
@@ -100,7 +101,7 @@ class PolicyExpert(_NoisyExpert):
             return self.policy(obs)[0]
 
 
-class MetaWorldExpert(_NoisyExpert):
+class MetaWorldExpert(NoisyExpert):
     """Meta-World's scripted policy of one ML1 environment (``metaworld.policies``, e.g.
     ``SawyerReachV3Policy`` for ``"reach-v3"``) as an expert. Its observations are ML1's 39
     numbers followed by the task's goal position (a sampler with

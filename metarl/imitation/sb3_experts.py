@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from metarl.envs.wrappers import TaskInObservation
-from metarl.imitation.experts import _NoisyExpert
+from metarl.imitation.experts import NoisyExpert
 
 ALGORITHMS = ("sac", "ppo")
 
@@ -65,7 +65,7 @@ def sb3_algorithm(name: str) -> Any:
     return getattr(stable_baselines3, name.upper())
 
 
-class SB3Expert(_NoisyExpert):
+class SB3Expert(NoisyExpert):
     """A Stable-Baselines3 model that sees the task as an expert: its deterministic action,
     mapped from its action box to [-1, 1]; ``noise`` as for every expert."""
 
