@@ -87,9 +87,13 @@ def shown(value: float, measure: str) -> str:
 
 
 def title(result: dict) -> str:
-    """The distribution's id, with the environment an ``env_name`` keyword picks."""
-    name = result.get("env_kwargs", {}).get("env_name")
-    return f"{result['env']} ({name})" if name else result["env"]
+    """The distribution's id, with the environment an ``env_name`` keyword picks and the
+    range of the hand's start (``hand_init_range``) where one is set."""
+    kwargs = result.get("env_kwargs", {})
+    words = [kwargs["env_name"]] if "env_name" in kwargs else []
+    if kwargs.get("hand_init_range"):
+        words.append(f"hand start ±{kwargs['hand_init_range']} m")
+    return f"{result['env']} ({', '.join(words)})" if words else result["env"]
 
 
 def distribution_section(name: str, results: list[dict]) -> list[str]:

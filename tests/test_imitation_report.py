@@ -79,13 +79,17 @@ def test_where_episodes_end_on_success_the_verdicts_compare_success_rates(tmp_pa
         for score in result["return_after_steps"].values():
             score["success"] = success
         result["env"] = "metarl/MetaWorldML1-v0"
-        result["env_kwargs"] = {"env_name": "reach-v3", "terminate_on_success": True}
+        result["env_kwargs"] = {
+            "env_name": "reach-v3",
+            "terminate_on_success": True,
+            "hand_init_range": 0.1,
+        }
         (folder / "results.json").write_text(json.dumps(result))
     out = load_experiment("imitation_report").main(
         ["--root", str(tmp_path), "--out", str(tmp_path / "imitation.md")]
     )
     text = out.read_text()
-    assert "## metarl/MetaWorldML1-v0 (reach-v3)" in text
+    assert "## metarl/MetaWorldML1-v0 (reach-v3, hand start ±0.1 m)" in text
     maml, metasgd = (line for line in text.splitlines() if line.startswith("- MIL"))
     assert "90% after one step; within 15% of the expert (>= 85%): met; above" in maml
     assert "50% after one step; within 15% of the expert (>= 85%): **not met**; **not above**" in (
