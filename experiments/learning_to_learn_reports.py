@@ -53,7 +53,7 @@ class Settings:
     learned_optimizer: str = "experiments/results/learned_optimizer"  # learned_optimizer.py runs
     memory: str = "experiments/results/memory"  # ntm_copy.py and mann_omniglot.py runs
     cactus: str = "experiments/results/cactus"  # cactus.py runs
-    out: str = "experiments/results"  # where learned_optimizer.md and memory.md go
+    out: str = "experiments/results"  # where learned_optimizer.md, memory.md, cactus.md go
 
 
 def _provenance(run: dict) -> str:

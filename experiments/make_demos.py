@@ -17,7 +17,6 @@ it; an existing folder is refused unless ``--overwrite``.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from torch import nn
 
 import metarl  # noqa: F401
 from metarl.imitation import generate_demos, make_expert, save_demos
-from metarl.utils.cli import Check, Positive, parse_settings
+from metarl.utils.cli import Check, Positive, json_object, parse_settings
 
 Count = Annotated[int, Positive]
 
@@ -52,23 +51,10 @@ class Settings:
     overwrite: bool = False  # replace a dataset already at --out
 
 
-def env_kwargs_of(s: Settings) -> dict:
-    """``--env-kwargs`` as a dict; a clear error if it is not a JSON object."""
-    try:
-        kwargs = json.loads(s.env_kwargs)
-    except json.JSONDecodeError as err:
-        raise SystemExit(f"--env-kwargs is not JSON: {err}") from err
-    if not isinstance(kwargs, dict):
-        raise SystemExit(f"--env-kwargs must be a JSON object, got {s.env_kwargs!r}")
-    return kwargs
-
-
-def expert_for(s: Settings) -> nn.Module:
+def expert_for(s: Settings, env_kwargs: dict) -> nn.Module:
     """The expert of ``--env``; a clear error for a distribution that has none yet."""
     try:
-        return make_expert(
-            s.env, noise=s.noise, policy=s.expert_policy, env_kwargs=env_kwargs_of(s)
-        )
+        return make_expert(s.env, noise=s.noise, policy=s.expert_policy, env_kwargs=env_kwargs)
     except KeyError as err:
         raise SystemExit(err.args[0]) from err
     except (ValueError, OSError) as err:
@@ -77,14 +63,15 @@ def expert_for(s: Settings) -> nn.Module:
 
 def main(argv: list[str] | None = None) -> float:
     s = parse_settings(Settings, argv)
+    env_kwargs = json_object(s.env_kwargs, "--env-kwargs")
     demos = generate_demos(
         s.env,
-        expert_for(s),
+        expert_for(s, env_kwargs),
         s.tasks,
         s.demos_per_task,
         s.horizon,
         seed=s.seed,
-        env_kwargs=env_kwargs_of(s),
+        env_kwargs=env_kwargs,
     )
     words = sys.argv[1:] if argv is None else argv
     demos.info.update(

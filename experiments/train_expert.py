@@ -20,9 +20,10 @@ mean and standard error, rolled out by ``MultiTaskSampler`` as demonstrations ar
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -34,7 +35,8 @@ import metarl  # noqa: F401
 from metarl.imitation.sb3_experts import SB3Expert, expert_training_env, sb3_algorithm
 from metarl.rl import MultiTaskSampler
 from metarl.utils import seed_everything, start_run
-from metarl.utils.cli import Positive, parse_settings
+from metarl.utils.checkpoint import write_atomic
+from metarl.utils.cli import Positive, json_object, parse_settings
 
 SCRIPT = "experiments/train_expert.py"
 Count = Annotated[int, Positive]
@@ -61,31 +63,28 @@ class Settings:
     threads: Count = 1  # torch CPU threads
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def save_atomic(write, path: Path) -> str:
-    """``write(tmp)`` then rename onto ``path``; returns the file's sha256."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    written = tmp if tmp.exists() else Path(str(tmp) + ".zip")  # SB3 appends .zip
-    os.replace(written, path)
-    return sha256(path)
+def save_atomic(save: Callable[[io.BytesIO], None], path: Path) -> str:
+    """What ``save`` (an SB3 ``save`` method) writes, written to ``path`` atomically;
+    returns its sha256."""
+    buffer = io.BytesIO()
+    save(buffer)
+    data = buffer.getvalue()
+    write_atomic(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def verified(path: Path, digest: str) -> Path:
     """``path`` if its sha256 is ``digest``; a clear error otherwise."""
     if not path.is_file():
         raise SystemExit(f"cannot resume: {path} is missing")
-    if sha256(path) != digest:
+    if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
         raise SystemExit(f"cannot resume: {path} differs from the one the checkpoint recorded")
     return path
 
 
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
-    env_kwargs = json.loads(s.env_kwargs)
+    env_kwargs = json_object(s.env_kwargs, "--env-kwargs")
     name = s.env.split("/")[-1]
     out = Path(s.out or f"runs/experts/{name}-{s.algorithm}-seed{s.seed}")
     run = start_run(
@@ -132,7 +131,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     save_atomic(model.save, out / "expert.zip")
     record = {"env": s.env, "env_kwargs": env_kwargs, "algorithm": s.algorithm}
-    (out / "expert.json").write_text(json.dumps({**record, "command": run.command}, indent=2))
+    write_atomic(
+        out / "expert.json", json.dumps({**record, "command": run.command}, indent=2).encode()
+    )
     sampler = MultiTaskSampler(s.env, 1, s.horizon, seed=s.eval_seed, env_kwargs=env_kwargs,
                                task_in_observation=True)  # fmt: skip
     tasks = sampler.sample_tasks(s.eval_tasks)

@@ -37,6 +37,7 @@ Flags are ``--field-name value`` (``--field_name`` is accepted too), booleans ``
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import types
@@ -55,6 +56,7 @@ __all__ = [
     "Positive",
     "Probability",
     "check_settings",
+    "json_object",
     "parse_settings",
 ]
 
@@ -143,6 +145,18 @@ def parse_settings(
         print(f"usage: {prog} [-h] [OPTIONS]\n{prog}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
     return settings
+
+
+def json_object(text: str, flag: str) -> dict[str, Any]:
+    """A flag's value ``text`` read as a JSON object (e.g. an environment's keyword
+    arguments); ``SystemExit`` naming ``flag`` if it is not JSON or not an object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"{flag} is not JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise SystemExit(f"{flag} must be a JSON object, got {text!r}")
+    return value
 
 
 # tyro spells a missing value ``None``; also take ``none``, as the argparse version did.
