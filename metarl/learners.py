@@ -51,10 +51,12 @@ LEARNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "siamese": ("metarl.supervised.siamese.SiameseNet", {}),
     "metanet": ("metarl.supervised.meta_networks.MetaNetwork", {}),
     "daml": ("metarl.imitation.domain_adaptive.DomainAdaptiveMAML", {}),
+    "rl2": ("metarl.rl.rl2.RL2", {}),
 }
 # Families by module: metric learners classify by distances or learned similarities (no
 # gradient steps at test time); imitation learners adapt on demonstrations; every other
-# registered learner adapts by gradient steps on a supervised loss.
+# registered learner adapts by gradient steps on a supervised loss; context learners adapt
+# in a recurrent state (RL^2).
 FAMILY_MODULES = {
     "metric": (
         "metarl.supervised.prototypes.",
@@ -64,12 +66,13 @@ FAMILY_MODULES = {
         "metarl.supervised.meta_networks.",
     ),
     "imitation": ("metarl.imitation.",),
+    "context": ("metarl.rl.rl2.",),
 }
 
 
 def learner_names(family: str) -> list[str]:
     """Registered names of one family: ``"gradient"`` (supervised, adapted by gradient
-    steps), ``"metric"`` or ``"imitation"`` (see ``FAMILY_MODULES``)."""
+    steps), ``"metric"``, ``"imitation"`` or ``"context"`` (see ``FAMILY_MODULES``)."""
     if family == "gradient":
         others = tuple(p for prefixes in FAMILY_MODULES.values() for p in prefixes)
         return sorted(n for n, (path, _) in LEARNERS.items() if not path.startswith(others))

@@ -35,7 +35,7 @@ def _learner(name: str) -> nn.Module:
 
 
 def test_every_registered_learner_is_in_one_family():
-    families = [set(learner_names(f)) for f in ("gradient", "metric", "imitation")]
+    families = [set(learner_names(f)) for f in ("gradient", "metric", "imitation", "context")]
     assert set().union(*families) == set(LEARNERS)
     assert sum(map(len, families)) == len(LEARNERS)
     assert "maml" in families[0] and "protonet" in families[1] and "daml" in families[2]

@@ -1,20 +1,31 @@
-"""Meta-reinforcement learning on metarl.core: sampler, policies, baselines, losses, trainer."""
+"""Meta-reinforcement learning on metarl.core: sampler, policies, baselines, losses, trainer;
+RL^2 (recurrent policy, trial sampler, PPO) beside it."""
 
 from metarl.rl.baselines import fit_linear_baseline
 from metarl.rl.episodes import Episodes, PolicyGradientData
 from metarl.rl.losses import policy_gradient_data, reinforce_loss, surrogate_and_kl
 from metarl.rl.policies import CategoricalMLPPolicy, GaussianMLPPolicy
+from metarl.rl.ppo import PPO
+from metarl.rl.recurrent import GRUPolicy
 from metarl.rl.returns import discounted_returns, gae_advantages, normalize_advantages
+from metarl.rl.rl2 import RL2, RL2Trainer
 from metarl.rl.sampler import MultiTaskSampler
 from metarl.rl.trainer import MetaRLTrainer
+from metarl.rl.trials import Trials, TrialSampler
 
 __all__ = [
     "CategoricalMLPPolicy",
     "Episodes",
+    "GRUPolicy",
     "GaussianMLPPolicy",
     "MetaRLTrainer",
     "MultiTaskSampler",
+    "PPO",
     "PolicyGradientData",
+    "RL2",
+    "RL2Trainer",
+    "TrialSampler",
+    "Trials",
     "discounted_returns",
     "fit_linear_baseline",
     "gae_advantages",

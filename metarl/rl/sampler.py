@@ -153,26 +153,8 @@ class MultiTaskSampler:
             raise ValueError("batched params must have one entry per task")
 
         seeds = self._rng.integers(0, 2**31 - 1, size=n)
-        vector_env = self._vector_env(n) if self.vectorised else None
-        envs: list[gym.Env] = []
-        if vector_env is not None:
-            vector_env.set_tasks(copy_tasks)
-            obs = vector_env.reset(seed=[int(s) for s in seeds])[0]
-        else:
-            while len(self._envs) < n:
-                self._envs.append(self._make())
-            envs = self._envs[:n]
-            for env, task in zip(envs, copy_tasks):
-                env.set_task(task)
-            obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
-        obs = np.asarray(obs, dtype=np.float32)
-        env_obs_dim = obs.shape[1]
-        if self.task_in_observation:  # the validated tasks, as the environments hold them
-            if vector_env is not None:
-                features = np.stack([flatten_task(task) for task in vector_env.tasks])
-            else:
-                features = np.stack([task_features(env) for env in envs])
-            obs = np.concatenate((obs, features.astype(np.float32)), axis=1)
+        copies = self._start_copies(copy_tasks, seeds)
+        obs = copies.obs
         obs_buf = np.zeros((n, horizon, obs.shape[-1]), np.float32)
         rew_buf = np.zeros((n, horizon), np.float32)
         mask_buf = np.zeros((n, horizon), np.float32)
@@ -180,10 +162,7 @@ class MultiTaskSampler:
         alive = np.ones(n, dtype=bool)
         final_buf = np.zeros((n, obs.shape[-1]), np.float32)
         ended = np.zeros(n, dtype=bool)
-        threads = self.policy_threads
-        if threads == "auto":
-            threads = 1 if getattr(vector_env, "steps_on_threads", False) else None
-        with torch.no_grad(), _torch_threads(threads):
+        with torch.no_grad(), _torch_threads(self._sampling_threads(copies)):
             for h in range(horizon):
                 obs_t = torch.from_numpy(obs).view(num_tasks, per_task, -1)
                 if own_weights:
@@ -193,33 +172,13 @@ class MultiTaskSampler:
                 chosen = (
                     policy.mode(dist) if deterministic else policy.sample(dist, self._generator)
                 )
-                actions = chosen.reshape(n, *dist[0].shape[2:-1], -1)
-                if not policy.discrete and not torch.isfinite(actions).all():
-                    raise FloatingPointError(
-                        "the policy produced non-finite actions: its parameters diverged "
-                        "(an inner or outer step size is probably too large)"
-                    )
-                actions_np = actions.numpy()
-                if policy.discrete:
-                    actions_np = actions_np.reshape(n)
+                actions_np = actions_array(policy, chosen.reshape(n, *dist[0].shape[2:-1], -1))
                 if act_buf is None:
                     act_buf = np.zeros((n, horizon, *actions_np.shape[1:]), actions_np.dtype)
                 obs_buf[:, h], act_buf[:, h], mask_buf[:, h] = obs, actions_np, alive
-                if self._action_half_range is not None:
-                    actions_np = self._action_center + self._action_half_range * actions_np
                 active = np.flatnonzero(alive)
-                if vector_env is not None:
-                    o, r, terminated, truncated, _ = vector_env.step(actions_np)
-                    obs[active, :env_obs_dim], rew_buf[active, h] = o[active], r[active]
-                    ended[active] = terminated[active]
-                    alive &= ~(terminated | truncated)
-                else:
-                    for i in active:
-                        o, r, terminated, truncated, _ = envs[i].step(actions_np[i])
-                        obs[i, :env_obs_dim], rew_buf[i, h] = o, r
-                        ended[i] = terminated
-                        if terminated or truncated:
-                            alive[i] = False
+                terminated = copies.step(self._env_actions(actions_np), alive, obs, rew_buf[:, h])
+                ended[active] = terminated[active]
                 final_buf[active] = obs[active]  # the newest observation of each copy
                 # A finished copy's last observation is its terminal one, perhaps not
                 # finite (a diverged simulation): its padded steps hold zeros instead.
@@ -235,6 +194,47 @@ class MultiTaskSampler:
             final_observations=torch.from_numpy(final_buf).view(*shape[:2], -1),
             terminated=torch.from_numpy(ended).view(shape[:2]),
         )
+
+    def _start_copies(
+        self, copy_tasks: list[Mapping[str, Any]], seeds: np.ndarray | None
+    ) -> _Copies:
+        """Give copy ``i`` the task ``copy_tasks[i]`` and reset it with ``seeds[i]``; with
+        ``seeds=None``, reset the copies of the previous call, tasks and random streams
+        kept (the next episode of a trial). Returns the copies, with their first
+        observations (plus the task's numbers with ``task_in_observation``)."""
+        n = len(copy_tasks)
+        seed_list = None if seeds is None else [int(s) for s in seeds]
+        if self.vectorised:
+            vector_env = self._vector_env(n)
+            if seed_list is not None:
+                vector_env.set_tasks(copy_tasks)
+            obs = vector_env.reset(seed=seed_list)[0]
+            copies = _Copies(vector_env, [], np.asarray(obs, dtype=np.float32))
+        else:
+            while len(self._envs) < n:
+                self._envs.append(self._make())
+            envs = self._envs[:n]
+            if seed_list is not None:
+                for env, task in zip(envs, copy_tasks):
+                    env.set_task(task)
+            seed_list = seed_list or [None] * n
+            obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seed_list)])
+            copies = _Copies(None, envs, np.asarray(obs, dtype=np.float32))
+        if self.task_in_observation:  # the validated tasks, as the environments hold them
+            copies.obs = np.concatenate((copies.obs, copies.task_features()), axis=1)
+        return copies
+
+    def _sampling_threads(self, copies: _Copies) -> int | None:
+        """Torch threads while these copies are stepped (see ``policy_threads``)."""
+        if self.policy_threads != "auto":
+            return self.policy_threads
+        return 1 if getattr(copies.vector_env, "steps_on_threads", False) else None
+
+    def _env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """The policy's actions as the environment receives them (see ``action_affine``)."""
+        if self._action_half_range is None:
+            return actions
+        return self._action_center + self._action_half_range * actions
 
     def _vector_env(self, n: int) -> Any:
         """The distribution's vector form with ``n`` copies (built once per size)."""
@@ -255,6 +255,43 @@ class MultiTaskSampler:
             env.close()
         self._envs.clear()
         self._vector_envs.clear()
+
+
+class _Copies:
+    """The environment copies of one ``sample`` call, stepped as one vector form or one by one."""
+
+    def __init__(self, vector_env: Any, envs: list[gym.Env], obs: np.ndarray) -> None:
+        self.vector_env, self.envs, self.obs = vector_env, envs, obs
+        self.env_obs_dim = obs.shape[1]  # the environment's own part of an observation
+
+    def task_features(self) -> np.ndarray:
+        """Each copy's validated task as numbers ``[n, features]`` (float32)."""
+        if self.vector_env is not None:
+            features = np.stack([flatten_task(task) for task in self.vector_env.tasks])
+        else:
+            features = np.stack([task_features(env) for env in self.envs])
+        return features.astype(np.float32)
+
+    def step(
+        self, actions: np.ndarray, alive: np.ndarray, obs: np.ndarray, rewards: np.ndarray
+    ) -> np.ndarray:
+        """Step the copies marked ``alive`` with their ``actions``; write their observations
+        into ``obs[:, :env_obs_dim]`` and rewards into ``rewards``, clear ``alive`` where an
+        episode ended (all in place) and return the copies' termination flags."""
+        d = self.env_obs_dim
+        active = np.flatnonzero(alive)
+        if self.vector_env is not None:
+            o, r, terminated, truncated, _ = self.vector_env.step(actions)
+            obs[active, :d], rewards[active] = o[active], r[active]
+            alive &= ~(terminated | truncated)
+            return terminated
+        terminated = np.zeros(len(alive), dtype=bool)
+        for i in active:
+            o, r, term, trunc, _ = self.envs[i].step(actions[i])
+            obs[i, :d], rewards[i], terminated[i] = o, r, term
+            if term or trunc:
+                alive[i] = False
+        return terminated
 
 
 @contextmanager
@@ -284,6 +321,19 @@ def action_box_affine(
     if np.allclose(center, 0) and np.allclose(half, 1):
         return None, None
     return center.astype(np.float32), half.astype(np.float32)
+
+
+def actions_array(policy: nn.Module, actions: Tensor) -> np.ndarray:
+    """``[n, ...]`` sampled actions as a NumPy array (``[n]`` for a discrete policy); a
+    non-finite continuous action raises (a diverged policy, never sent to the physics)."""
+    if policy.discrete:
+        return actions.reshape(actions.shape[0]).numpy()
+    if not torch.isfinite(actions).all():
+        raise FloatingPointError(
+            "the policy produced non-finite actions: its parameters diverged "
+            "(an inner or outer step size is probably too large)"
+        )
+    return actions.numpy()
 
 
 def _is_batched(policy: nn.Module, params: Params) -> bool:
