@@ -1,4 +1,4 @@
-"""MAML on Bernoulli bandits against UCB1, Thompson sampling and random play.
+"""MAML and RL^2 on Bernoulli bandits against UCB1, Thompson sampling and random play.
 
 Each task is a k-armed Bernoulli bandit with arm probabilities ~ U[0, 1]; a player has n
 pulls and is scored by its total reward, every pull counted, the ones spent adapting too.
@@ -6,7 +6,11 @@ MAML's player is a softmax policy over arms (one pull per episode, constant obse
 whose initialisation is meta-trained with MAML-TRPO. At test time it pulls in blocks of
 ``block`` pulls; after each block it takes one policy-gradient step on that block's pulls
 (the MAML paper's multi-step evaluation). Its meta-training uses the same block size as
-its support set.
+its support set. RL^2's player is the GRU policy trained by ``experiments/rl2.py`` into
+``--rl2-runs``/n<n>-k<k>/ (one trial of n one-pull episodes); a pair without such a run
+has no RL^2 row. UCB1's exploration constant is tuned per (n, k) on the validation tasks,
+as the RL^2 paper tuned its baselines. The RL^2 paper's figures (Duan et al., 2016,
+Table 1) stand beside ours.
 
     python experiments/bandits.py --seed 0
     python experiments/bandits.py --seed 0 --resume   # after a stop: skips the finished bandits
@@ -23,6 +27,7 @@ run into the same folder needs ``--resume`` or ``--overwrite``. The whole grid t
 from __future__ import annotations
 
 import csv
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -32,16 +37,31 @@ from typing import Annotated
 import numpy as np
 import torch
 
-import metarl  # noqa: F401
+import metarl
 from metarl.core import MAML, TRPO
-from metarl.rl import CategoricalMLPPolicy, MetaRLTrainer, MultiTaskSampler
+from metarl.rl import CategoricalMLPPolicy, MetaRLTrainer, MultiTaskSampler, TrialSampler
 from metarl.utils import Run, machine, seed_everything, start_run
 from metarl.utils.checkpoint import write_atomic
 from metarl.utils.cli import NonNegative, Positive, parse_settings
 
 SCRIPT = "experiments/bandits.py"
+BANDIT = "metarl/BernoulliBandit-v0"
 BLOCKS = {10: 5, 100: 25, 500: 100}  # pulls between MAML's adaptation steps, by n
-CSV_COLUMNS = "n k player total_reward ci95 n_tasks train_wall_s chosen_iteration".split()
+CSV_COLUMNS = "n k player total_reward ci95 n_tasks train_wall_s chosen_iteration setting".split()
+UCB_CONSTANTS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)  # UCB1's c, tuned per (n, k)
+# Duan et al. (2016), Table 1, by (n, k): Gittins index, UCB1 (tuned), Thompson, RL^2.
+PAPER = {
+    (10, 5): (6.6, 6.7, 5.7, 6.7),
+    (10, 10): (6.6, 6.7, 5.5, 6.7),
+    (10, 50): (6.5, 6.6, 5.2, 6.8),
+    (100, 5): (78.3, 78.0, 74.7, 78.7),
+    (100, 10): (82.8, 82.4, 76.7, 83.5),
+    (100, 50): (85.2, 84.3, 64.5, 84.9),
+    (500, 5): (405.8, 405.8, 402.0, 401.6),
+    (500, 10): (437.8, 437.1, 429.5, 432.5),
+    (500, 50): (463.7, 457.6, 427.2, 438.9),
+}
+PAPER_PLAYERS = ("Gittins", "UCB1", "Thompson", "RL^2")
 PAIRS = (10, 5, 100, 5, 100, 10, 100, 50, 500, 10, 500, 50)  # the committed table's (n, k)
 
 
@@ -60,6 +80,7 @@ class Settings:
     validate_every: Annotated[int, Positive] = 10  # iterations between meta-validations
     seed: int = 0  # seed of the initialisation, the training tasks and the validation tasks
     eval_seed: int = 777  # seed of the held-out bandits and of every player's pulls
+    rl2_runs: str = "experiments/results/bandits_rl2"  # RL^2 run folders n<n>-k<k>
     out: str = "experiments/results/bandits"  # run folder: table, rows, checkpoint, results
     resume: bool = False  # continue the run in --out (same settings): skip the finished bandits
     overwrite: bool = False  # delete the run already in --out and start afresh
@@ -73,8 +94,9 @@ class Settings:
             raise ValueError(f"--pairs: no block size for n={unknown}; known n: {sorted(BLOCKS)}")
 
 
-def ucb1(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """UCB1 (Auer et al., 2002): each arm once, then argmax of mean + sqrt(2 ln t / n_a)."""
+def ucb1(probs: np.ndarray, n: int, rng: np.random.Generator, c: float = 1.0) -> np.ndarray:
+    """UCB1 (Auer et al., 2002): each arm once, then argmax of mean + c sqrt(2 ln t / n_a)
+    (``c=1``: the original rule)."""
     tasks, k = probs.shape
     counts, sums, total = np.zeros((tasks, k)), np.zeros((tasks, k)), np.zeros(tasks)
     rows = np.arange(tasks)
@@ -82,13 +104,42 @@ def ucb1(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         if t < k:
             arm = np.full(tasks, t)
         else:
-            bonus = np.sqrt(2 * math.log(t) / counts)
+            bonus = c * np.sqrt(2 * math.log(t) / counts)
             arm = np.argmax(sums / counts + bonus, axis=1)
         reward = rng.random(tasks) < probs[rows, arm]
         counts[rows, arm] += 1
         sums[rows, arm] += reward
         total += reward
     return total
+
+
+def tuned_ucb1(s: Settings, n: int, k: int) -> float:
+    """The exploration constant in ``UCB_CONSTANTS`` with the best mean total reward on the
+    validation tasks (those MAML's initialisation is chosen on)."""
+    val_probs = np.random.default_rng(s.seed + 10_000 + k).uniform(size=(s.val_tasks, k))
+    scores = [
+        ucb1(val_probs, n, np.random.default_rng(s.seed + 1), c).mean() for c in UCB_CONSTANTS
+    ]
+    return UCB_CONSTANTS[int(np.argmax(scores))]
+
+
+def rl2_player(
+    s: Settings, n: int, k: int, probs: np.ndarray
+) -> tuple[np.ndarray, float, str] | None:
+    """Total reward per task of the RL^2 learner trained for (n, k), its training wall
+    time and the iteration its weights come from; ``None`` if no such run exists."""
+    folder = Path(s.rl2_runs) / f"n{n}-k{k}"
+    if not (folder / "learner.pt").exists():
+        return None
+    learner = metarl.load_learner(folder / "learner.pt")
+    sampler = TrialSampler(BANDIT, n, 1, seed=s.eval_seed, env_kwargs={"arms": k, "pulls": 1})
+    trials = learner.play(sampler, [{"probs": p.tolist()} for p in probs])
+    results = json.loads((folder / "results.json").read_text())
+    return (
+        trials.episode_returns.sum(-1)[:, 0].double().numpy(),
+        results["train_wall_s"],
+        str(results["chosen_iteration"]),
+    )
 
 
 def thompson(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -120,7 +171,7 @@ def maml_player(s: Settings, n: int, k: int, probs: np.ndarray) -> tuple[np.ndar
     training wall time and the chosen iteration.
     """
     block = BLOCKS[n]
-    env_id, env_kwargs = "metarl/BernoulliBandit-v0", {"arms": k, "pulls": 1}
+    env_id, env_kwargs = BANDIT, {"arms": k, "pulls": 1}
     policy = CategoricalMLPPolicy(k + 1, k, hidden=(32,))
     sampler = MultiTaskSampler(env_id, block, horizon=1, seed=s.seed, env_kwargs=env_kwargs)
     trainer = MetaRLTrainer(MAML(policy, s.inner_lr), sampler, TRPO(max_kl=s.max_kl))
@@ -153,39 +204,52 @@ def play_bandit(s: Settings, n: int, k: int) -> list[list]:
     """Every player's rows for one (n, k): mean total reward, 95% interval, wall time."""
     probs = np.random.default_rng(s.eval_seed + k).uniform(size=(s.eval_tasks, k))
     rng = np.random.default_rng(s.eval_seed)
-    totals = {
-        "MAML": maml_player(s, n, k, probs),
-        "UCB1": (ucb1(probs, n, rng), 0.0, ""),
-        "Thompson": (thompson(probs, n, rng), 0.0, ""),
-        "random": (random_play(probs, n, rng), 0.0, ""),
+    c = tuned_ucb1(s, n, k)
+    maml = maml_player(s, n, k, probs)
+    totals = {"MAML": (*maml, "")}
+    rl2 = rl2_player(s, n, k, probs)
+    if rl2 is not None:
+        totals["RL^2"] = (rl2[0], rl2[1], "", f"weights of iteration {rl2[2]}")
+    totals |= {
+        "UCB1": (ucb1(probs, n, rng, c), 0.0, "", f"c={c}"),
+        "Thompson": (thompson(probs, n, rng), 0.0, "", ""),
+        "random": (random_play(probs, n, rng), 0.0, "", ""),
     }
     rows = []
-    for name, (total, wall, chosen) in totals.items():
+    for name, (total, wall, chosen, setting) in totals.items():
         ci = 1.96 * total.std() / math.sqrt(len(total))
-        rows.append(
-            [n, k, name, f"{total.mean():.2f}", f"{ci:.2f}", len(total), f"{wall:.0f}", chosen]
-        )
+        rows.append([n, k, name, f"{total.mean():.2f}", f"{ci:.2f}", len(total), f"{wall:.0f}",
+                     chosen, setting])  # fmt: skip
     best = n * probs.max(1).mean()
-    rows.append([n, k, "best arm (oracle)", f"{best:.2f}", "", len(probs), "0", ""])
+    rows.append([n, k, "best arm (oracle)", f"{best:.2f}", "", len(probs), "0", "", ""])
     return rows
 
 
 def write_table(s: Settings, run: Run, rows: list[list]) -> Path:
-    """The markdown table of ``rows`` with its protocol, command and settings."""
-    players = ["MAML", "UCB1", "Thompson", "random", "best arm (oracle)"]
+    """The markdown table of ``rows`` beside the RL^2 paper's, with its protocol, command
+    and settings."""
+    players = ["MAML", "RL^2", "UCB1", "Thompson", "random", "best arm (oracle)"]
+    paper = [f"{p} (paper)" for p in PAPER_PLAYERS]
     lines = [
         "# Bernoulli bandits: total reward over n pulls (adaptation pulls included)",
         "",
-        "| n | k | " + " | ".join(players) + " | MAML init from iteration |",
-        "|---|---|" + "---|" * (len(players) + 1),
+        "| n | k | " + " | ".join(players + paper) + " | MAML init from iteration |",
+        "|---|---|" + "---|" * (len(players) + len(paper) + 1),
     ]
-    untrained = []
+    untrained, constants = [], []
     for n, k in zip(s.pairs[::2], s.pairs[1::2]):
         cells = []
         for p in players:
-            (row,) = [r for r in rows if r[0] == n and r[1] == k and r[2] == p]
+            found = [r for r in rows if r[0] == n and r[1] == k and r[2] == p]
+            if not found:
+                cells.append("not trained")
+                continue
+            row = found[0]
             cells.append(f"{row[3]} ± {row[4]}" if row[4] else row[3])
+        cells += [str(v) for v in PAPER.get((n, k), ("-",) * len(PAPER_PLAYERS))]
         (maml,) = [r for r in rows if r[0] == n and r[1] == k and r[2] == "MAML"]
+        (ucb,) = [r for r in rows if r[0] == n and r[1] == k and r[2] == "UCB1"]
+        constants.append(f"{ucb[8]} (n={n}, k={k})")
         if maml[7] == 0:
             untrained.append(f"(n={n}, k={k})")
         lines.append(f"| {n} | {k} | " + " | ".join(cells) + f" | {maml[7]} |")
@@ -199,6 +263,13 @@ def write_table(s: Settings, run: Run, rows: list[list]) -> Path:
         f"one that scored best on {s.val_tasks} separate meta-validation tasks, checked every "
         f"{s.validate_every} iterations (iteration 0, the untrained policy, included; the chosen "
         "iteration is in the last column). 'best arm' always pulls the best arm: the ceiling.",
+        "",
+        "RL^2 is the GRU policy trained by `experiments/rl2.py` for that (n, k) (its command, "
+        f"seed and wall time in `{s.rl2_runs}/n<n>-k<k>/results.json`; 'not trained': no run "
+        "yet), playing one trial of n pulls per held-out task. UCB1 adds c sqrt(2 ln t / n_a) "
+        "to each arm's mean, c tuned on the validation tasks from "
+        f"{list(UCB_CONSTANTS)}: " + ", ".join(constants) + ". The '(paper)' columns are "
+        "Duan et al. (2016), Table 1 (its UCB1 tuned too).",
         *(
             [
                 "",

@@ -44,6 +44,32 @@ def test_tiny_run_writes_a_table_with_every_player(tmp_path):
         exp.main([*TINY, "--out", str(out)])
 
 
+def test_an_rl2_run_for_the_pair_joins_the_table(tmp_path):
+    rl2 = load_experiment("rl2")
+    rl2.main(["--env-kwargs", '{"arms": 3, "pulls": 1}', "--episodes-per-trial", "10",
+              "--iterations", "2", "--tasks-per-batch", "10", "--hidden", "8",
+              "--val-tasks", "10", "--eval-tasks", "10",
+              "--out", str(tmp_path / "rl2" / "n10-k3")])  # fmt: skip
+    exp = load_experiment("bandits")
+    out = tmp_path / "bandits"
+    exp.main([*TINY, "--rl2-runs", str(tmp_path / "rl2"), "--out", str(out)])
+    rows = {r["player"]: r for r in csv.DictReader((out / "bandits.csv").open())}
+    assert list(rows) == ["MAML", "RL^2", "UCB1", "Thompson", "random", "best arm (oracle)"]
+    assert 0 <= float(rows["RL^2"]["total_reward"]) <= 10
+    assert rows["RL^2"]["setting"].startswith("weights of iteration")
+    assert rows["UCB1"]["setting"].removeprefix("c=") in {str(c) for c in exp.UCB_CONSTANTS}
+    table = (out / "bandits.md").read_text()
+    assert "RL^2 (paper)" in table and "| not trained |" not in table
+
+
+def test_a_smaller_ucb1_constant_beats_the_original_rule_on_short_horizons():
+    exp = load_experiment("bandits")
+    probs = np.random.default_rng(3).uniform(size=(300, 10))
+    plain = exp.ucb1(probs, 100, np.random.default_rng(0)).mean()
+    small_c = exp.ucb1(probs, 100, np.random.default_rng(0), c=0.2).mean()
+    assert small_c > plain + 10  # 100 pulls: the original bonus explores too long
+
+
 def _without_wall_time(path):
     return [line.split(",")[:6] + line.split(",")[7:] for line in path.read_text().splitlines()]
 
