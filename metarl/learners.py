@@ -52,11 +52,12 @@ LEARNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "metanet": ("metarl.supervised.meta_networks.MetaNetwork", {}),
     "daml": ("metarl.imitation.domain_adaptive.DomainAdaptiveMAML", {}),
     "rl2": ("metarl.rl.rl2.RL2", {}),
+    "pearl": ("metarl.rl.pearl.PEARL", {}),
 }
 # Families by module: metric learners classify by distances or learned similarities (no
 # gradient steps at test time); imitation learners adapt on demonstrations; every other
 # registered learner adapts by gradient steps on a supervised loss; context learners adapt
-# in a recurrent state (RL^2).
+# in a recurrent state (RL^2) or a posterior over a latent task (PEARL).
 FAMILY_MODULES = {
     "metric": (
         "metarl.supervised.prototypes.",
@@ -66,7 +67,7 @@ FAMILY_MODULES = {
         "metarl.supervised.meta_networks.",
     ),
     "imitation": ("metarl.imitation.",),
-    "context": ("metarl.rl.rl2.",),
+    "context": ("metarl.rl.rl2.", "metarl.rl.pearl."),
 }
 
 

@@ -143,6 +143,47 @@ class CategoricalMLPPolicy(Configurable, nn.Module):
         return dist[0].argmax(-1)
 
 
+class TanhGaussianMLPPolicy(Configurable, nn.Module):
+    """Squashed Gaussian policy of soft actor-critic: ``a = tanh(u)``, ``u ~ N(mean, std)``,
+    mean and log standard deviation from one MLP (log std clamped to [-20, 2]).
+
+    ``forward`` returns ``(mean, log_std)`` of ``u``; ``sample`` and ``mode`` give squashed
+    actions in (-1, 1); ``rsample`` draws differentiably with the action's log-probability
+    (the change of variables through ``tanh`` included).
+    """
+
+    discrete = False
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (300, 300, 300)):
+        super().__init__()
+        self.net = MLP(obs_dim, 2 * act_dim, hidden, "relu")
+        self.act_dim = int(act_dim)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.net(obs).split(self.act_dim, dim=-1)
+        return mean, log_std.clamp(-20.0, 2.0)
+
+    @staticmethod
+    def sample(dist: tuple[Tensor, Tensor], generator: torch.Generator | None = None) -> Tensor:
+        return torch.tanh(GaussianMLPPolicy.sample(dist, generator))
+
+    @staticmethod
+    def mode(dist: tuple[Tensor, Tensor]) -> Tensor:
+        """The squashed mean."""
+        return torch.tanh(dist[0])
+
+    @staticmethod
+    def rsample(dist: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """A differentiable squashed sample and its log-probability (summed over dimensions)."""
+        mean, log_std = dist
+        u = mean + log_std.exp() * torch.randn_like(mean)
+        action = torch.tanh(u)
+        log_prob = GaussianMLPPolicy.log_prob(dist, u)
+        # log |d tanh(u) / du| = log(1 - tanh(u)^2), written stably
+        log_prob = log_prob - (2 * (math.log(2) - u - torch.nn.functional.softplus(-2 * u))).sum(-1)
+        return action, log_prob
+
+
 def _spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
     env = gym.make(env_id, disable_env_checker=True)
     try:
