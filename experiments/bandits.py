@@ -207,7 +207,8 @@ def play_bandit(s: Settings, n: int, k: int) -> list[list]:
     c = tuned_ucb1(s, n, k)
     maml = maml_player(s, n, k, probs)
     totals = {"MAML": (*maml, "")}
-    rl2 = rl2_player(s, n, k, probs)
+    with torch.random.fork_rng():  # loading it draws from torch's generator: MAML's
+        rl2 = rl2_player(s, n, k, probs)  # initialisations of later pairs must not move
     if rl2 is not None:
         totals["RL^2"] = (rl2[0], rl2[1], "", f"weights of iteration {rl2[2]}")
     totals |= {

@@ -33,10 +33,10 @@ def _pair(env_id: str, **kwargs) -> tuple[MultiTaskSampler, RaySampler]:
     return local, remote
 
 
-@pytest.mark.parametrize(("env_id", "kwargs"), [(NAV, {}), (CHEETAH, {"threads": 1})])
-def test_the_ray_sampler_gives_the_local_samplers_episodes(env_id, kwargs):
-    local, remote = _pair(env_id, **kwargs)
-    policy = GaussianMLPPolicy.for_env(env_id, hidden=(8,))
+def test_the_ray_sampler_gives_the_local_samplers_episodes():
+    # MuJoCo copies on one physics thread per worker (Navigation2D: the fault tests below)
+    local, remote = _pair(CHEETAH, threads=1)
+    policy = GaussianMLPPolicy.for_env(CHEETAH, hidden=(8,))
     for _ in range(2):  # a second batch: the streams stay in step
         tasks = local.sample_tasks(5)
         assert tasks == remote.sample_tasks(5)
