@@ -60,28 +60,44 @@ class TaskInObservation(gym.Wrapper):
         return self._extend(obs), reward, terminated, truncated, info
 
 
+def previous_step_size(space: gym.Space) -> int:
+    """How many numbers ``previous_step`` gives for actions of ``space``: the action (one-hot
+    if discrete), the reward and the done flag."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n) + 2
+    if isinstance(space, gym.spaces.Box):
+        return int(np.prod(space.shape)) + 2
+    raise TypeError(f"unsupported action space {space}")
+
+
+def previous_step(
+    space: gym.Space, actions: np.ndarray, rewards: np.ndarray, done: np.ndarray
+) -> np.ndarray:
+    """``[n, previous_step_size(space)]`` float32: each of ``n`` actions of ``space``
+    (one-hot if discrete), then its reward and done flag (the RL^2 inputs)."""
+    n = len(actions)
+    out = np.zeros((n, previous_step_size(space)), np.float32)
+    if isinstance(space, gym.spaces.Discrete):
+        out[np.arange(n), np.asarray(actions).astype(np.int64)] = 1.0
+    else:
+        out[:, :-2] = np.asarray(actions, dtype=np.float64).reshape(n, -1)
+    out[:, -2], out[:, -1] = rewards, done
+    return out
+
+
 class PreviousStepInObservation(gym.Wrapper):
     """Append the previous action (one-hot if discrete), reward and done flag to observations."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        space = env.action_space
-        if isinstance(space, gym.spaces.Discrete):
-            self._action_size = int(space.n)
-        elif isinstance(space, gym.spaces.Box):
-            self._action_size = int(np.prod(space.shape))
-        else:
-            raise TypeError(f"unsupported action space {space}")
-        self.observation_space = _extend_box(env.observation_space, self._action_size + 2)
+        extra = previous_step_size(env.action_space)
+        self.observation_space = _extend_box(env.observation_space, extra)
 
     def _extend(self, obs: np.ndarray, action: Any, reward: float, done: bool) -> np.ndarray:
-        extra = np.zeros(self._action_size + 2)
-        if action is not None:
-            if isinstance(self.env.action_space, gym.spaces.Discrete):
-                extra[int(action)] = 1.0
-            else:
-                extra[: self._action_size] = np.asarray(action, dtype=np.float64).ravel()
-        extra[-2], extra[-1] = reward, float(done)
+        if action is None:  # before the first step: all zeros
+            extra = np.zeros(previous_step_size(self.env.action_space), np.float32)
+        else:
+            extra = previous_step(self.env.action_space, [action], [reward], [done])[0]
         return np.concatenate((obs, extra)).astype(self.observation_space.dtype)
 
     def reset(self, **kwargs):

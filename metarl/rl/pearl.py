@@ -29,7 +29,6 @@ from torch.nn import functional as F
 
 from metarl.config import Configurable
 from metarl.nn import MLP
-from metarl.rl.episodes import Episodes
 from metarl.rl.policies import TanhGaussianMLPPolicy
 from metarl.rl.replay import TaskReplay, episode_transitions
 from metarl.rl.sampler import MultiTaskSampler
@@ -147,15 +146,11 @@ class PEARL(Configurable, nn.Module):
                 tasks, LatentConditioned(self.model, z), deterministic=deterministic
             )
             returns.append(played.returns().mean(1))
-            step_context, step_mask = _context(played)
+            transitions, step_mask = episode_transitions(played)
+            step_context = transitions.context()
             context = step_context if context is None else torch.cat((context, step_context), 1)
             mask = step_mask if mask is None else torch.cat((mask, step_mask), 1)
         return torch.stack(returns, 1)
-
-
-def _context(episodes: Episodes) -> tuple[Tensor, Tensor]:
-    transitions, mask = episode_transitions(episodes)
-    return transitions.context(), mask
 
 
 class PEARLTrainer:
@@ -250,8 +245,8 @@ class PEARLTrainer:
         mu, var = self.learner.encoder.posterior(ctx)
         z = (mu + var.sqrt() * torch.randn_like(mu))[:, None].expand(-1, batch, -1)
         kl = ContextEncoder.kl_to_prior(mu, var).mean()
-        obs_z = torch.cat((data.obs, z), -1)
-        obs_zd = obs_z.detach()
+        z_fixed = z.detach()  # the policy's and V's input: only the Q loss trains the encoder
+        obs_zd = torch.cat((data.obs, z_fixed), -1)
         # Q: r + gamma V'(s', z) ; the encoder learns through it (and the KL)
         with torch.no_grad():
             next_v = self.target_value(torch.cat((data.next_obs, z), -1)).squeeze(-1)
@@ -266,7 +261,7 @@ class PEARLTrainer:
         # policy and V on the detached latent
         dist = self.learner.model(obs_zd)
         action, log_prob = TanhGaussianMLPPolicy.rsample(dist)
-        sa_new = torch.cat((data.obs, action, z.detach()), -1)
+        sa_new = torch.cat((data.obs, action, z_fixed), -1)
         min_q = torch.min(self.q1(sa_new), self.q2(sa_new)).squeeze(-1)
         v = self.value(obs_zd).squeeze(-1)
         v_loss = F.mse_loss(v, (min_q - log_prob).detach())

@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from metarl.envs.wrappers import previous_step, previous_step_size
 from metarl.rl.sampler import MultiTaskSampler, _torch_threads, actions_array
 
 
@@ -70,20 +70,8 @@ class TrialSampler(MultiTaskSampler):
         if episodes_per_trial < 1:
             raise ValueError(f"episodes_per_trial must be >= 1, got {episodes_per_trial}")
         self.episodes_per_trial = int(episodes_per_trial)
-        space = self.task_env.action_space
-        if isinstance(space, gym.spaces.Discrete):
-            self._num_actions: int | None = int(space.n)
-            self._action_size = int(space.n)
-        elif isinstance(space, gym.spaces.Box):
-            self._num_actions = None
-            self._action_size = int(np.prod(space.shape))
-        else:
-            raise TypeError(f"{env_id} has {space}; trials need Discrete or Box actions")
-
-    @property
-    def extra_obs(self) -> int:
-        """Inputs appended to each observation: previous action, reward and done flag."""
-        return self._action_size + 2
+        # inputs appended to each observation: previous action, reward and done flag
+        self.extra_obs = previous_step_size(self.task_env.action_space)
 
     @property
     def trials_per_task(self) -> int:
@@ -138,7 +126,9 @@ class TrialSampler(MultiTaskSampler):
                         buffers["rew"][at] = reward[live]
                         returns[live, e] += reward[live]
                         ended = ~alive[live] | (h == horizon - 1)
-                        previous[live] = self._previous_step(actions[live], reward[live], ended)
+                        previous[live] = previous_step(
+                            self.task_env.action_space, actions[live], reward[live], ended
+                        )
                         pos[live] += 1
                         obs[~alive] = 0.0  # a terminal observation may be non-finite
                         if not alive.any():
@@ -155,16 +145,6 @@ class TrialSampler(MultiTaskSampler):
             mask=view(buffers["mask"]),
             episode_returns=torch.from_numpy(returns).float().view(num_tasks, per_task, -1),
         )
-
-    def _previous_step(self, actions: np.ndarray, rewards: np.ndarray, done: np.ndarray):
-        """The inputs appended to the next observation: action, reward, done."""
-        out = np.zeros((len(actions), self.extra_obs), np.float32)
-        if self._num_actions is not None:
-            out[np.arange(len(actions)), actions.astype(np.int64)] = 1.0
-        else:
-            out[:, : self._action_size] = actions.reshape(len(actions), -1)
-        out[:, -2], out[:, -1] = rewards, done
-        return out
 
 
 def _allocate(n: int, length: int, obs_dim: int, actions: np.ndarray) -> dict[str, np.ndarray]:
