@@ -101,6 +101,7 @@ BEFORE_ADDED = {
     "activation": "relu",  # the policy was a ReLU network
     "rescale_actions": False,  # it acted in raw units (the navigation raw-actions run)
     "fisher_every": 1,  # TRPO's Fisher-vector products used the whole meta-batch
+    "init": "torch",  # the policy had nn.Linear's own initialisation
 }
 
 
@@ -125,6 +126,9 @@ class Settings:
     """Adam's lr for maml-pg; Reptile's epsilon (SGD on its pseudo-gradient); unused by TRPO"""
     hidden: Annotated[tuple[int, ...], Positive, NonEmpty] = (100, 100)  # policy hidden widths
     activation: Literal["relu", "tanh"] = "relu"  # policy hidden activation
+    init: Literal["torch", "xavier"] = "torch"
+    """policy weight initialisation (xavier: Glorot-uniform weights and zero biases, as the
+    MAML paper's rllab policies)"""
     rescale_actions: bool = True  # policy acts in [-1, 1], mapped onto the action box (rllab)
     gamma: Annotated[float, Discount] = 0.99  # discount
     gae_lambda: Annotated[float, Probability] = 1.0
@@ -172,7 +176,7 @@ def build_learner(s: Settings) -> tuple[MetaLearner, Outer]:
     oracle = s.learner == "oracle"
     task_size = len(task_features(gym.make(s.env))) if oracle else 0
     policy = GaussianMLPPolicy.for_env(
-        s.env, extra_obs=task_size, hidden=s.hidden, activation=s.activation
+        s.env, extra_obs=task_size, hidden=s.hidden, activation=s.activation, init=s.init
     )
     name, outer, steps = LEARNERS[s.learner]
     inner_steps = s.inner_steps if steps is None else steps

@@ -17,14 +17,17 @@ from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 from metarl.config import Configurable
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+INITS = ("torch", "xavier")
 
 
 class MLP(Configurable, nn.Sequential):
     """A fully connected network: ``in -> hidden... -> out`` with an activation between layers.
 
     ``MLP(1, 1, hidden=(40, 40))`` is the sinusoid regressor of the MAML paper;
-    ``activation`` is one of ``ACTIVATIONS`` (``"relu"``, ``"tanh"``). It takes inputs of
-    shape ``[..., in_features]``.
+    ``activation`` is one of ``ACTIVATIONS`` (``"relu"``, ``"tanh"``). ``init`` is
+    ``"torch"`` (``nn.Linear``'s own: weights and biases uniform in +-1/sqrt(fan_in)) or
+    ``"xavier"`` (Glorot-uniform weights, zero biases: the MAML paper's rllab policies). It
+    takes inputs of shape ``[..., in_features]``.
     """
 
     def __init__(
@@ -33,9 +36,12 @@ class MLP(Configurable, nn.Sequential):
         out_features: int,
         hidden: Sequence[int] = (40, 40),
         activation: str = "relu",
+        init: str = "torch",
     ) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
         if in_features < 1 or out_features < 1 or any(h < 1 for h in hidden):
             raise ValueError(
                 f"layer sizes must be positive, got in {in_features}, hidden {tuple(hidden)}, "
@@ -48,6 +54,11 @@ class MLP(Configurable, nn.Sequential):
             if i < len(sizes) - 2:
                 layers.append(ACTIVATIONS[activation]())
         super().__init__(*layers)
+        if init == "xavier":
+            for layer in layers:
+                if isinstance(layer, nn.Linear):
+                    nn.init.xavier_uniform_(layer.weight)
+                    nn.init.zeros_(layer.bias)
         self.input_shape: tuple[int, ...] = (in_features,)
         self.output_size = out_features
 

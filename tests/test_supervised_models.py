@@ -100,3 +100,21 @@ def test_conv4_rejects_bad_settings():
 def test_auto_batching_takes_the_loop_for_convolutions_and_vmap_for_mlps():
     assert resolve_batching(Conv4(ways=5, channels=8), "auto") == "loop"
     assert resolve_batching(MLP(3, 2), "auto") == "vmap"
+
+
+def test_mlp_xavier_init_is_glorot_uniform_with_zero_biases():
+    torch.manual_seed(0)
+    model = MLP(17, 6, hidden=(100, 100), init="xavier")
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    for layer in linears:
+        fan_out, fan_in = layer.weight.shape
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert layer.weight.abs().max() <= bound
+        # Uniform on [-b, b]: standard deviation b / sqrt(3), within sampling error.
+        assert abs(layer.weight.std().item() - bound / 3**0.5) < 0.1 * bound
+        assert torch.count_nonzero(layer.bias) == 0
+    # The default keeps nn.Linear's initialisation: nonzero biases, weights within 1/sqrt(fan_in).
+    default = MLP(17, 6, hidden=(100, 100))
+    assert all(torch.count_nonzero(m.bias) > 0 for m in default if isinstance(m, torch.nn.Linear))
+    with pytest.raises(ValueError, match="init must be one of"):
+        MLP(3, 1, init="orthogonal")

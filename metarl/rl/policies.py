@@ -21,8 +21,9 @@ from metarl.nn import MLP
 class GaussianMLPPolicy(Configurable, nn.Module):
     """Diagonal Gaussian policy: MLP mean, state-independent learned log standard deviation.
 
-    The MAML paper's default is two hidden layers of 100 ReLU units (``hidden=(100, 100)``).
-    ``forward`` returns ``(mean, log_std)`` with ``log_std`` broadcast to the mean's shape.
+    The MAML paper's default is two hidden layers of 100 ReLU units (``hidden=(100, 100)``),
+    initialised with ``init="xavier"`` (see ``metarl.nn.MLP``). ``forward`` returns
+    ``(mean, log_std)`` with ``log_std`` broadcast to the mean's shape.
     """
 
     discrete = False
@@ -34,9 +35,10 @@ class GaussianMLPPolicy(Configurable, nn.Module):
         hidden: Sequence[int] = (100, 100),
         activation: str = "relu",
         init_std: float = 1.0,
+        init: str = "torch",
     ) -> None:
         super().__init__()
-        self.mean = MLP(obs_dim, act_dim, hidden, activation)
+        self.mean = MLP(obs_dim, act_dim, hidden, activation, init)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
 
     @classmethod
@@ -98,9 +100,10 @@ class CategoricalMLPPolicy(Configurable, nn.Module):
         num_actions: int,
         hidden: Sequence[int] = (32,),
         activation: str = "relu",
+        init: str = "torch",
     ) -> None:
         super().__init__()
-        self.logits = MLP(obs_dim, num_actions, hidden, activation)
+        self.logits = MLP(obs_dim, num_actions, hidden, activation, init)
 
     @classmethod
     def for_env(cls, env_id: str, **kwargs) -> CategoricalMLPPolicy:
