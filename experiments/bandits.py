@@ -8,8 +8,10 @@ whose initialisation is meta-trained with MAML-TRPO. At test time it pulls in bl
 (the MAML paper's multi-step evaluation). Its meta-training uses the same block size as
 its support set. RL^2's player is the GRU policy trained by ``experiments/rl2.py`` into
 ``--rl2-runs``/n<n>-k<k>/ (one trial of n one-pull episodes); a pair without such a run
-has no RL^2 row. UCB1's exploration constant is tuned per (n, k) on the validation tasks,
-as the RL^2 paper tuned its baselines. The RL^2 paper's figures (Duan et al., 2016,
+has no RL^2 row. UCB1 plays in two forms, the textbook one (each arm pulled once first) and
+one with a Beta(1, 1) prior on every arm (which need not try every arm, and matches the RL^2
+paper's UCB1 figures); each form's exploration constant is tuned per (n, k) on the
+validation tasks, as the RL^2 paper tuned its baselines. The RL^2 paper's figures (Duan et al., 2016,
 Table 1) stand beside ours.
 
     python experiments/bandits.py --seed 0
@@ -94,14 +96,24 @@ class Settings:
             raise ValueError(f"--pairs: no block size for n={unknown}; known n: {sorted(BLOCKS)}")
 
 
-def ucb1(probs: np.ndarray, n: int, rng: np.random.Generator, c: float = 1.0) -> np.ndarray:
+def ucb1(
+    probs: np.ndarray, n: int, rng: np.random.Generator, c: float = 1.0, prior: bool = False
+) -> np.ndarray:
     """UCB1 (Auer et al., 2002): each arm once, then argmax of mean + c sqrt(2 ln t / n_a)
-    (``c=1``: the original rule)."""
+    (``c=1``: the original rule).
+
+    ``prior=True`` starts every arm at one pseudo-success and one pseudo-failure (a Beta(1, 1)
+    prior) instead of pulling each arm once: argmax of (s_a + 1) / (n_a + 2) + c sqrt(2 ln(t +
+    1) / (n_a + 1)), so with many arms and few pulls not every arm is tried.
+    """
     tasks, k = probs.shape
     counts, sums, total = np.zeros((tasks, k)), np.zeros((tasks, k)), np.zeros(tasks)
     rows = np.arange(tasks)
     for t in range(n):
-        if t < k:
+        if prior:
+            bonus = c * np.sqrt(2 * math.log(t + 1) / (counts + 1))
+            arm = np.argmax((sums + 1) / (counts + 2) + bonus, axis=1)
+        elif t < k:
             arm = np.full(tasks, t)
         else:
             bonus = c * np.sqrt(2 * math.log(t) / counts)
@@ -113,12 +125,13 @@ def ucb1(probs: np.ndarray, n: int, rng: np.random.Generator, c: float = 1.0) ->
     return total
 
 
-def tuned_ucb1(s: Settings, n: int, k: int) -> float:
+def tuned_ucb1(s: Settings, n: int, k: int, prior: bool = False) -> float:
     """The exploration constant in ``UCB_CONSTANTS`` with the best mean total reward on the
     validation tasks (those MAML's initialisation is chosen on)."""
     val_probs = np.random.default_rng(s.seed + 10_000 + k).uniform(size=(s.val_tasks, k))
     scores = [
-        ucb1(val_probs, n, np.random.default_rng(s.seed + 1), c).mean() for c in UCB_CONSTANTS
+        ucb1(val_probs, n, np.random.default_rng(s.seed + 1), c, prior).mean()
+        for c in UCB_CONSTANTS
     ]
     return UCB_CONSTANTS[int(np.argmax(scores))]
 
@@ -204,7 +217,7 @@ def play_bandit(s: Settings, n: int, k: int) -> list[list]:
     """Every player's rows for one (n, k): mean total reward, 95% interval, wall time."""
     probs = np.random.default_rng(s.eval_seed + k).uniform(size=(s.eval_tasks, k))
     rng = np.random.default_rng(s.eval_seed)
-    c = tuned_ucb1(s, n, k)
+    c, c_prior = tuned_ucb1(s, n, k), tuned_ucb1(s, n, k, prior=True)
     maml = maml_player(s, n, k, probs)
     totals = {"MAML": (*maml, "")}
     with torch.random.fork_rng():  # loading it draws from torch's generator: MAML's
@@ -213,6 +226,7 @@ def play_bandit(s: Settings, n: int, k: int) -> list[list]:
         totals["RL^2"] = (rl2[0], rl2[1], "", f"weights of iteration {rl2[2]}")
     totals |= {
         "UCB1": (ucb1(probs, n, rng, c), 0.0, "", f"c={c}"),
+        "UCB1 (prior)": (ucb1(probs, n, rng, c_prior, prior=True), 0.0, "", f"c={c_prior}"),
         "Thompson": (thompson(probs, n, rng), 0.0, "", ""),
         "random": (random_play(probs, n, rng), 0.0, "", ""),
     }
@@ -229,7 +243,7 @@ def play_bandit(s: Settings, n: int, k: int) -> list[list]:
 def write_table(s: Settings, run: Run, rows: list[list]) -> Path:
     """The markdown table of ``rows`` beside the RL^2 paper's, with its protocol, command
     and settings."""
-    players = ["MAML", "RL^2", "UCB1", "Thompson", "random", "best arm (oracle)"]
+    players = ["MAML", "RL^2", "UCB1", "UCB1 (prior)", "Thompson", "random", "best arm (oracle)"]
     paper = [f"{p} (paper)" for p in PAPER_PLAYERS]
     lines = [
         "# Bernoulli bandits: total reward over n pulls (adaptation pulls included)",
@@ -249,8 +263,8 @@ def write_table(s: Settings, run: Run, rows: list[list]) -> Path:
             cells.append(f"{row[3]} ± {row[4]}" if row[4] else row[3])
         cells += [str(v) for v in PAPER.get((n, k), ("-",) * len(PAPER_PLAYERS))]
         (maml,) = [r for r in rows if r[0] == n and r[1] == k and r[2] == "MAML"]
-        (ucb,) = [r for r in rows if r[0] == n and r[1] == k and r[2] == "UCB1"]
-        constants.append(f"{ucb[8]} (n={n}, k={k})")
+        ucbs = [r for r in rows if r[0] == n and r[1] == k and r[2].startswith("UCB1")]
+        constants.append(" / ".join(r[8] for r in ucbs) + f" (n={n}, k={k})")
         if maml[7] == 0:
             untrained.append(f"(n={n}, k={k})")
         lines.append(f"| {n} | {k} | " + " | ".join(cells) + f" | {maml[7]} |")
@@ -267,9 +281,11 @@ def write_table(s: Settings, run: Run, rows: list[list]) -> Path:
         "",
         "RL^2 is the GRU policy trained by `experiments/rl2.py` for that (n, k) (its command, "
         f"seed and wall time in `{s.rl2_runs}/n<n>-k<k>/results.json`; 'not trained': no run "
-        "yet), playing one trial of n pulls per held-out task. UCB1 adds c sqrt(2 ln t / n_a) "
-        "to each arm's mean, c tuned on the validation tasks from "
-        f"{list(UCB_CONSTANTS)}: " + ", ".join(constants) + ". The '(paper)' columns are "
+        "yet), playing one trial of n pulls per held-out task. UCB1 pulls each arm once, then "
+        "adds c sqrt(2 ln t / n_a) to each arm's mean; 'UCB1 (prior)' starts each arm at one "
+        "success and one failure instead (mean (s_a + 1) / (n_a + 2), bonus c sqrt(2 ln(t + 1) "
+        "/ (n_a + 1))), so it need not try every arm; c tuned on the validation tasks from "
+        f"{list(UCB_CONSTANTS)}, UCB1 / UCB1 (prior): " + ", ".join(constants) + ". The '(paper)' columns are "
         "Duan et al. (2016), Table 1 (its UCB1 tuned too).",
         *(
             [

@@ -33,7 +33,7 @@ def test_tiny_run_writes_a_table_with_every_player(tmp_path):
     out = tmp_path / "bandits"
     exp.main([*TINY, "--out", str(out)])
     rows = list(csv.DictReader((out / "bandits.csv").open()))
-    players = ["MAML", "UCB1", "Thompson", "random", "best arm (oracle)"]
+    players = ["MAML", "UCB1", "UCB1 (prior)", "Thompson", "random", "best arm (oracle)"]
     assert [r["player"] for r in rows] == players
     assert rows[0]["chosen_iteration"] in {"0", "1", "2"}
     assert all(0 <= float(r["total_reward"]) <= 10 for r in rows)
@@ -54,7 +54,9 @@ def test_an_rl2_run_for_the_pair_joins_the_table(tmp_path):
     out = tmp_path / "bandits"
     exp.main([*TINY, "--rl2-runs", str(tmp_path / "rl2"), "--out", str(out)])
     rows = {r["player"]: r for r in csv.DictReader((out / "bandits.csv").open())}
-    assert list(rows) == ["MAML", "RL^2", "UCB1", "Thompson", "random", "best arm (oracle)"]
+    assert list(rows) == [
+        "MAML", "RL^2", "UCB1", "UCB1 (prior)", "Thompson", "random", "best arm (oracle)"
+    ]  # fmt: skip
     assert 0 <= float(rows["RL^2"]["total_reward"]) <= 10
     assert rows["RL^2"]["setting"].startswith("weights of iteration")
     assert rows["UCB1"]["setting"].removeprefix("c=") in {str(c) for c in exp.UCB_CONSTANTS}
@@ -68,6 +70,19 @@ def test_a_smaller_ucb1_constant_beats_the_original_rule_on_short_horizons():
     plain = exp.ucb1(probs, 100, np.random.default_rng(0)).mean()
     small_c = exp.ucb1(probs, 100, np.random.default_rng(0), c=0.2).mean()
     assert small_c > plain + 10  # 100 pulls: the original bonus explores too long
+
+
+def test_ucb1_with_a_prior_need_not_try_every_arm():
+    exp = load_experiment("bandits")
+    probs = np.random.default_rng(3).uniform(size=(300, 50))
+    plain = exp.ucb1(probs, 100, np.random.default_rng(0), c=0.1).mean()
+    prior = exp.ucb1(probs, 100, np.random.default_rng(0), c=0.1, prior=True).mean()
+    # 50 arms, 100 pulls: pulling each arm once spends half the trial at the mean arm (0.5),
+    # which caps the plain rule near 25 + 50 * 0.98 = 74; with the prior it exploits early.
+    assert plain < 75 < 80 < prior
+    # Without a bonus the prior alone is greedy on posterior means: it still explores
+    # through the optimism of untried arms (mean 1/2), and beats random play (50).
+    assert exp.ucb1(probs, 100, np.random.default_rng(0), c=0.0, prior=True).mean() > 70
 
 
 def _without_wall_time(path):
