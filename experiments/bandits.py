@@ -11,8 +11,8 @@ its support set. RL^2's player is the GRU policy trained by ``experiments/rl2.py
 has no RL^2 row. UCB1 plays in two forms, the textbook one (each arm pulled once first) and
 one with a Beta(1, 1) prior on every arm (which need not try every arm, and matches the RL^2
 paper's UCB1 figures); each form's exploration constant is tuned per (n, k) on the
-validation tasks, as the RL^2 paper tuned its baselines. The RL^2 paper's figures (Duan et al., 2016,
-Table 1) stand beside ours.
+validation tasks, as the RL^2 paper tuned its baselines. The RL^2 paper's figures (Duan et
+al., 2016, Table 1) stand beside ours.
 
     python experiments/bandits.py --seed 0
     python experiments/bandits.py --seed 0 --resume   # after a stop: skips the finished bandits
@@ -285,8 +285,8 @@ def write_table(s: Settings, run: Run, rows: list[list]) -> Path:
         "adds c sqrt(2 ln t / n_a) to each arm's mean; 'UCB1 (prior)' starts each arm at one "
         "success and one failure instead (mean (s_a + 1) / (n_a + 2), bonus c sqrt(2 ln(t + 1) "
         "/ (n_a + 1))), so it need not try every arm; c tuned on the validation tasks from "
-        f"{list(UCB_CONSTANTS)}, UCB1 / UCB1 (prior): " + ", ".join(constants) + ". The '(paper)' columns are "
-        "Duan et al. (2016), Table 1 (its UCB1 tuned too).",
+        f"{list(UCB_CONSTANTS)}, UCB1 / UCB1 (prior): " + ", ".join(constants) + ". The "
+        "'(paper)' columns are Duan et al. (2016), Table 1 (its UCB1 tuned too).",
         *(
             [
                 "",
