@@ -6,9 +6,12 @@ centre-of-mass velocity of the robot instead. This script samples episodes of a 
 ``maml_rl.py`` learner before and after one adaptation step on held-out goals and prints
 each episode return's mean three ways: as recorded (displacement), with the root's
 instantaneous x velocity after the step, and with the whole robot's centre-of-mass x
-velocity after the step (``mj_subtreeVel`` of the root body, rllab's measure). The last
+velocity after the step (``mj_subtreeVel`` of the root body, rllab's measure), and the
+control cost's share of it. The last
 step of each episode, whose next state is not stored, is left out and the rest scaled to
-the full length.
+the full length. It also prints how well each stage tracks its goal: the mean forward
+velocity of the second half of the episodes per goal, and the least-squares line of those
+velocities against the goals (a slope of 1 and intercept of 0 is perfect tracking).
 
     python experiments/velocity_check.py \\
         --learner experiments/results/mujoco/halfcheetah_vel/maml-trpo-seed0/learner.pt
@@ -52,7 +55,9 @@ def rescored_returns(episodes: Episodes, goals: np.ndarray, env_id: str) -> dict
     rewards = episodes.rewards.double().numpy()
     horizon = obs.shape[2]
     scale = horizon / (horizon - 1)
-    totals: dict[str, list[float]] = {"recorded": [], "root velocity": [], "centre of mass": []}
+    totals: dict[str, list[float]] = {
+        "recorded": [], "root velocity": [], "centre of mass": [], "control cost": []
+    }  # fmt: skip
     for task, goal in enumerate(goals):
         for ep in range(obs.shape[1]):
             after = obs[task, ep, 1:]  # the state after each of the first horizon-1 steps
@@ -68,7 +73,15 @@ def rescored_returns(episodes: Episodes, goals: np.ndarray, env_id: str) -> dict
             totals["recorded"].append(rewards[task, ep, :-1].sum() * scale)
             totals["root velocity"].append((-np.abs(root - goal) - control).sum() * scale)
             totals["centre of mass"].append((-np.abs(com - goal) - control).sum() * scale)
+            totals["control cost"].append(-control.sum() * scale)
     return {name: float(np.mean(v)) for name, v in totals.items()}
+
+
+def velocity_tracking(episodes: Episodes, goals: np.ndarray, env_id: str) -> np.ndarray:
+    """Mean forward (root x) velocity over the second half of each goal's episodes."""
+    nq = gym.make(env_id).unwrapped.model.nq - 1
+    obs = episodes.observations.double().numpy()
+    return obs[:, :, obs.shape[2] // 2 :, nq].mean(axis=(1, 2))
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
@@ -84,10 +97,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         reinforce_loss(policy), policy_gradient_data(before), first_order=True
     )
     after = sampler.sample(tasks, policy, detach_params(adapted), batched=True)
-    results = {}
+    results, speeds = {}, {}
     for stage, episodes in (("before", before), ("after one step", after)):
         results[stage] = rescored_returns(episodes, goals, s.env)
         print(f"{stage}: " + ", ".join(f"{k} {v:.1f}" for k, v in results[stage].items()))
+        speeds[stage] = velocity_tracking(episodes, goals, s.env)
+        slope, intercept = np.polyfit(goals, speeds[stage], 1)
+        print(f"  velocity vs goal: slope {slope:.2f}, intercept {intercept:.2f}")
+        results[stage] |= {"tracking_slope": float(slope), "tracking_intercept": float(intercept)}
+    print("goal  velocity before  after one step")
+    for i in np.argsort(goals):
+        print(f"{goals[i]:.2f}  {speeds['before'][i]:.2f}  {speeds['after one step'][i]:.2f}")
     return results
 
 
