@@ -69,7 +69,8 @@ class Settings:
 
 @dataclass
 class Run:
-    """One evaluated run: its eval.json, and its training's env steps and curve."""
+    """One evaluated run: its eval.json, its training's iterations and env steps up to the
+    evaluated iteration, and its whole training curve."""
 
     folder: Path
     result: dict
@@ -104,8 +105,12 @@ def read_run(folder: Path) -> Run:
         if rows:
             curve = np.array(rows)
             curve[:, 0] = np.cumsum(curve[:, 0])
-    env_steps = int(curve[-1, 0]) if len(curve) else 0
-    return Run(folder, result, env_steps, len(curve), curve)
+    # A run trained on after its evaluation (a resumed extension) is reported at the
+    # iteration it was evaluated at; the curve keeps every iteration.
+    evaluated = int(result.get("settings", {}).get("iterations", len(curve)))
+    iterations = min(evaluated, len(curve))
+    env_steps = int(curve[iterations - 1, 0]) if iterations else 0
+    return Run(folder, result, env_steps, iterations, curve)
 
 
 def table_rows(run: Run) -> list[tuple[str, list[float], list[float]]]:

@@ -74,6 +74,21 @@ def test_tables_csv_and_bar_verdicts(tmp_path):
     assert (root / "halfcheetah_vel.png").stat().st_size > 1000
 
 
+def test_a_run_trained_on_after_its_evaluation_is_reported_at_the_evaluated_iteration(tmp_path):
+    root = tmp_path / "mujoco"
+    folder = root / "halfcheetah_dir" / "maml-trpo-seed0"
+    _run(folder, "maml-trpo", [0.0, 200.0], [4.0, 4.0], iterations=5)  # 5 iterations trained
+    result = json.loads((folder / "eval.json").read_text())
+    result["settings"] = {"iterations": 3}  # ... but evaluated at iteration 3
+    (folder / "eval.json").write_text(json.dumps(result))
+    load_experiment("mujoco_report").main(["--root", str(root), "--out", str(tmp_path / "m.md")])
+    assert "| MAML-TRPO | 0 | 0.0 ± 2.0 | 200.0 ± 2.0 |  |  | 3 | 0.0 M |" in (
+        tmp_path / "m.md"
+    ).read_text()
+    with (root / "halfcheetah_dir.csv").open(newline="") as f:
+        assert {r["env_steps"] for r in csv.DictReader(f)} == {"3000"}
+
+
 def test_an_unreadable_run_is_named(tmp_path):
     folder = tmp_path / "mujoco" / "ant_dir" / "maml-trpo-seed0"
     folder.mkdir(parents=True)
