@@ -82,9 +82,10 @@ def test_a_run_trained_on_after_its_evaluation_is_reported_at_the_evaluated_iter
     result["settings"] = {"iterations": 3}  # ... but evaluated at iteration 3
     (folder / "eval.json").write_text(json.dumps(result))
     load_experiment("mujoco_report").main(["--root", str(root), "--out", str(tmp_path / "m.md")])
-    assert "| MAML-TRPO | 0 | 0.0 ± 2.0 | 200.0 ± 2.0 |  |  | 3 | 0.0 M |" in (
-        tmp_path / "m.md"
-    ).read_text()
+    assert (
+        "| MAML-TRPO | 0 | 0.0 ± 2.0 | 200.0 ± 2.0 |  |  | 3 | 0.0 M |"
+        in (tmp_path / "m.md").read_text()
+    )
     with (root / "halfcheetah_dir.csv").open(newline="") as f:
         assert {r["env_steps"] for r in csv.DictReader(f)} == {"3000"}
 
