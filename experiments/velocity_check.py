@@ -7,11 +7,11 @@ centre-of-mass velocity of the robot instead. This script samples episodes of a 
 each episode return's mean three ways: as recorded (displacement), with the root's
 instantaneous x velocity after the step, and with the whole robot's centre-of-mass x
 velocity after the step (``mj_subtreeVel`` of the root body, rllab's measure), and the
-control cost's share of it. The last
-step of each episode, whose next state is not stored, is left out and the rest scaled to
-the full length. It also prints how well each stage tracks its goal: the mean forward
-velocity of the second half of the episodes per goal, and the least-squares line of those
-velocities against the goals (a slope of 1 and intercept of 0 is perfect tracking).
+control cost's share of it. The last step of each episode, whose next state is not stored,
+is left out and the rest scaled to the full length. It also prints how well each stage
+tracks its goal: the mean forward velocity of the second half of the episodes per goal, and
+the least-squares line of those velocities against the goals (a slope of 1 and intercept of
+0 is perfect tracking).
 
     python experiments/velocity_check.py \\
         --learner experiments/results/mujoco/halfcheetah_vel/maml-trpo-seed0/learner.pt
@@ -47,7 +47,8 @@ class Settings:
 
 
 def rescored_returns(episodes: Episodes, goals: np.ndarray, env_id: str) -> dict[str, float]:
-    """Mean episode return as recorded and with the two instantaneous velocities."""
+    """Mean episode return as recorded and with the two instantaneous velocities, and the
+    mean control cost."""
     env = gym.make(env_id).unwrapped
     model, data = env.model, env.data
     nq = model.nq - 1  # observations hold qpos[1:] then qvel
@@ -77,9 +78,9 @@ def rescored_returns(episodes: Episodes, goals: np.ndarray, env_id: str) -> dict
     return {name: float(np.mean(v)) for name, v in totals.items()}
 
 
-def velocity_tracking(episodes: Episodes, goals: np.ndarray, env_id: str) -> np.ndarray:
-    """Mean forward (root x) velocity over the second half of each goal's episodes."""
-    nq = gym.make(env_id).unwrapped.model.nq - 1
+def velocity_tracking(episodes: Episodes, nq: int) -> np.ndarray:
+    """Mean forward (root x) velocity over the second half of each goal's episodes, read from
+    observations that hold ``qpos[1:]`` (``nq`` numbers) then ``qvel``."""
     obs = episodes.observations.double().numpy()
     return obs[:, :, obs.shape[2] // 2 :, nq].mean(axis=(1, 2))
 
@@ -97,11 +98,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         reinforce_loss(policy), policy_gradient_data(before), first_order=True
     )
     after = sampler.sample(tasks, policy, detach_params(adapted), batched=True)
+    nq = gym.make(s.env).unwrapped.model.nq - 1
     results, speeds = {}, {}
     for stage, episodes in (("before", before), ("after one step", after)):
         results[stage] = rescored_returns(episodes, goals, s.env)
         print(f"{stage}: " + ", ".join(f"{k} {v:.1f}" for k, v in results[stage].items()))
-        speeds[stage] = velocity_tracking(episodes, goals, s.env)
+        speeds[stage] = velocity_tracking(episodes, nq)
         slope, intercept = np.polyfit(goals, speeds[stage], 1)
         print(f"  velocity vs goal: slope {slope:.2f}, intercept {intercept:.2f}")
         results[stage] |= {"tracking_slope": float(slope), "tracking_intercept": float(intercept)}
