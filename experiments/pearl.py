@@ -77,6 +77,14 @@ class Settings:
     physics_threads: Annotated[int, Positive] | None = None
     """MuJoCo physics threads (default: all cores); 1 when two runs share a 2-core machine"""
 
+    def validate(self) -> None:
+        """Training tasks are drawn without replacement: each draw must fit the task set."""
+        for flag, value in (("meta_batch", self.meta_batch),
+                            ("tasks_per_iteration", self.tasks_per_iteration)):  # fmt: skip
+            if value > self.train_tasks:
+                raise ValueError(f"--{flag.replace('_', '-')} {value} is more than "
+                                 f"--train-tasks {self.train_tasks}")  # fmt: skip
+
 
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)

@@ -171,3 +171,12 @@ def test_pearl_script_trains_resumes_and_reports(tmp_path):
     assert saved["env_steps"] <= 20 * (6 + 4 * 5 * 4) and len(saved["test_returns"]) == 3
     assert result["chosen_iteration"] in (2, 4)
     assert isinstance(metarl.load_learner(out / "learner.pt"), PEARL)
+
+
+def test_pearl_script_refuses_draws_larger_than_the_training_tasks(tmp_path, capsys):
+    pearl = load_experiment("pearl")
+    with pytest.raises(SystemExit):
+        pearl.main(["--env", NAV, "--train-tasks", "4", "--meta-batch", "5",
+                    "--out", str(tmp_path / "run")])  # fmt: skip
+    assert "--meta-batch 5 is more than --train-tasks 4" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
