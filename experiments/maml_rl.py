@@ -86,8 +86,8 @@ LEARNERS: dict[str, tuple[str, Literal["trpo", "adam", "sgd"], int | None]] = {
 # Settings of the final evaluation only: a finished run may be evaluated again with --resume
 # and other values (its eval.json records the ones used), as the committed runs were.
 EVALUATION = (
-    "eval_tasks", "eval_steps", "eval_seed", "later_step_scales", "val_tasks", "val_seed",
-    "select_snapshot",
+    "eval_tasks", "eval_steps", "eval_seed", "eval_episodes_per_task", "later_step_scales",
+    "val_tasks", "val_seed", "select_snapshot",
 )  # fmt: skip
 # Settings a resumed run may change: those, the run flags, the folder itself, the thread counts
 # and the number of iterations (a run continues to a larger one; nothing else depends on it).
@@ -135,6 +135,9 @@ class Settings:
     """GAE lambda for the advantages (1: Monte Carlo returns minus the baseline)"""
     eval_tasks: Annotated[int, Positive] = 40  # held-out tasks for the final evaluation
     eval_steps: Annotated[int, NonNegative] = 3  # adaptation steps at test time
+    eval_episodes_per_task: Annotated[int, Positive] | None = None
+    """episodes per task per step at test and validation time (None: --episodes-per-task;
+    the MAML paper's published HalfCheetah policy trained with 10 and was tested with 20)"""
     later_step_scales: Annotated[tuple[float, ...], Positive] = (1.0, 0.5, 0.25, 0.1)
     """Sizes of test steps 2+ to try, as fractions of step 1's; chosen on --val-tasks tasks"""
     val_tasks: Annotated[int, Positive] = 20
@@ -295,10 +298,10 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
     oracle = s.learner == "oracle"
     learner, outer = build_learner(s)
 
-    def make_sampler(seed: int) -> MultiTaskSampler:
+    def make_sampler(seed: int, episodes: int = s.episodes_per_task) -> MultiTaskSampler:
         return MultiTaskSampler(
             s.env,
-            s.episodes_per_task,
+            episodes,
             s.horizon,
             seed=seed,
             task_in_observation=oracle,
@@ -328,10 +331,13 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
     train_wall = run.wall_s
     save_trained_learner(s, learner)
 
+    def eval_sampler(seed: int) -> MultiTaskSampler:
+        return make_sampler(seed, s.eval_episodes_per_task or s.episodes_per_task)
+
     def draw_tasks(count: int, seed: int) -> list[dict]:
         return sampler.task_env.sample_tasks(count, np.random.default_rng(seed))
 
-    trainer.sampler = make_sampler(s.eval_seed)
+    trainer.sampler = eval_sampler(s.eval_seed)
     eval_tasks = draw_tasks(s.eval_tasks, s.eval_seed)
     returns = trainer.evaluate(eval_tasks, s.eval_steps)  # [steps + 1, tasks]
     later = {}
@@ -339,7 +345,7 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
         val_tasks = draw_tasks(s.val_tasks, s.val_seed)
         scores = {}
         for scale in s.later_step_scales:
-            trainer.sampler = make_sampler(s.val_seed)
+            trainer.sampler = eval_sampler(s.val_seed)
             scores[scale] = trainer.evaluate(val_tasks, s.eval_steps, (1.0, scale))[-1].mean()
         best = max(scores, key=lambda k: scores[k].item())
         later = {
@@ -347,13 +353,13 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
             "validation_last_step_return": {str(k): round(v.item(), 3) for k, v in scores.items()},
         }
         if best != 1.0:  # otherwise the plain evaluation above is the answer
-            trainer.sampler = make_sampler(s.eval_seed)
+            trainer.sampler = eval_sampler(s.eval_seed)
             scaled = trainer.evaluate(eval_tasks, s.eval_steps, (1.0, best))
             later["mean_return_later_scaled"] = scaled.mean(1).tolist()
             later["std_return_later_scaled"] = scaled.std(1).tolist()
     if s.select_snapshot and not oracle:
         val_tasks = draw_tasks(s.val_tasks, s.val_seed)
-        later.update(best_snapshot(s, trainer, make_sampler, val_tasks, eval_tasks))
+        later.update(best_snapshot(s, trainer, eval_sampler, val_tasks, eval_tasks))
     result = {
         "env": s.env,
         "learner": s.learner,

@@ -292,3 +292,20 @@ def test_select_snapshot_evaluates_the_best_snapshot_on_validation_tasks(tmp_pat
     exp.main([*TINY, "--iterations", "1", "--out", str(bare)])
     with pytest.raises(SystemExit, match="no snapshots.*--snapshot-every"):
         exp.main([*TINY, "--iterations", "1", "--select-snapshot", "--resume", "--out", str(bare)])
+
+
+def test_evaluation_samples_its_own_episode_count(tmp_path, monkeypatch):
+    """--eval-episodes-per-task sets the test-time samplers' episodes; training keeps its own
+    (the MAML paper's HalfCheetah policy trained on 10 episodes and was tested on 20)."""
+    exp = load_experiment("maml_rl")
+    made: list[int] = []
+
+    class Recording(MultiTaskSampler):
+        def __init__(self, env: str, episodes_per_task: int, *args, **kwargs) -> None:
+            made.append(episodes_per_task)
+            super().__init__(env, episodes_per_task, *args, **kwargs)
+
+    monkeypatch.setattr(exp, "MultiTaskSampler", Recording)
+    exp.main([*TINY, "--iterations", "1", "--eval-episodes-per-task", "5",
+              "--out", str(tmp_path / "run")])  # fmt: skip
+    assert made[0] == 2  # TINY's --episodes-per-task and made[1:] and set(made[1:]) == {5}
