@@ -47,6 +47,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from metarl.envs.planar import PlanarChain
 from metarl.envs.task_env import TaskEnv, check_fields, number_field, vector_field
 
 ASSETS = Path(gym.__file__).parent / "envs" / "mujoco" / "assets"
@@ -250,13 +251,30 @@ class _DirectionTask:
 
 
 class _HalfCheetah(MujocoTaskEnv):
-    """HalfCheetah base: observation ``[qpos[1:], qvel]`` (17 numbers), control cost 0.05."""
+    """HalfCheetah base: observation ``[qpos[1:], qvel]`` (17 numbers), control cost 0.05.
+
+    With ``centre_of_mass=True`` the robot's centre of mass (x, y, z) follows: the 20
+    numbers of rllab's HalfCheetah, the MAML paper's observation.
+    """
 
     xml = "half_cheetah.xml"
     ctrl_cost_weight = 0.05
 
+    def __init__(
+        self, frame_skip: int = 5, clip_actions: bool = False, centre_of_mass: bool = False
+    ) -> None:
+        self.centre_of_mass = bool(centre_of_mass)
+        super().__init__(frame_skip, clip_actions)
+
+    @functools.cached_property
+    def _chain(self) -> PlanarChain:
+        return PlanarChain(self.model)
+
     def observation_from(self, qpos, qvel, contact):
-        return np.concatenate((qpos[..., 1:], qvel), axis=-1)
+        parts = (qpos[..., 1:], qvel)
+        if self.centre_of_mass:
+            parts += (self._chain.centre_of_mass(qpos),)
+        return np.concatenate(parts, axis=-1)
 
 
 class HalfCheetahVel(_VelocityTask, _HalfCheetah):

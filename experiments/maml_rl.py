@@ -53,10 +53,12 @@ from metarl.utils.checkpoint import load_checkpoint
 from metarl.utils.cli import (
     Check,
     Discount,
+    JsonObject,
     NonEmpty,
     NonNegative,
     Positive,
     Probability,
+    json_object,
     parse_settings,
 )
 
@@ -102,6 +104,7 @@ BEFORE_ADDED = {
     "rescale_actions": False,  # it acted in raw units (the navigation raw-actions run)
     "fisher_every": 1,  # TRPO's Fisher-vector products used the whole meta-batch
     "init": "torch",  # the policy had nn.Linear's own initialisation
+    "env_kwargs": "{}",  # the distribution was made with its registered arguments
 }
 
 
@@ -110,6 +113,9 @@ class Settings:
     """Meta-RL training and evaluation (defaults: the MAML paper's 2D navigation protocol)."""
 
     env: str = "metarl/Navigation2D-v0"  # gymnasium id of the task distribution
+    env_kwargs: Annotated[str, JsonObject] = "{}"
+    """JSON object of the distribution's arguments, e.g. '{"centre_of_mass": true}' on the
+    HalfCheetah ids (rllab's 20-number observation, the MAML paper's)"""
     learner: Learner = "maml-trpo"  # meta-learner and outer step (see the module docstring)
     iterations: Annotated[int, NonNegative] = 200  # meta-iterations (random: 0); may grow on resume
     tasks_per_batch: Annotated[int, Positive] = 20  # tasks per meta-batch
@@ -177,10 +183,11 @@ def as_before(name: str, value: object) -> bool:
 def build_learner(s: Settings) -> tuple[MetaLearner, Outer]:
     """The policy, the learner around it and its outer step, as ``LEARNERS`` says."""
     oracle = s.learner == "oracle"
-    task_size = len(task_features(gym.make(s.env))) if oracle else 0
-    policy = GaussianMLPPolicy.for_env(
-        s.env, extra_obs=task_size, hidden=s.hidden, activation=s.activation, init=s.init
-    )
+    env_kwargs = json_object(s.env_kwargs, "--env-kwargs")
+    task_size = len(task_features(gym.make(s.env, **env_kwargs))) if oracle else 0
+    policy = GaussianMLPPolicy.for_env(s.env, extra_obs=task_size, env_kwargs=env_kwargs,
+                                       hidden=s.hidden, activation=s.activation,
+                                       init=s.init)  # fmt: skip
     name, outer, steps = LEARNERS[s.learner]
     inner_steps = s.inner_steps if steps is None else steps
     learner = metarl.make_learner(name, policy, inner_lr=s.inner_lr, inner_steps=inner_steps)
@@ -304,6 +311,7 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
             episodes,
             s.horizon,
             seed=seed,
+            env_kwargs=json_object(s.env_kwargs, "--env-kwargs"),
             task_in_observation=oracle,
             rescale_actions=s.rescale_actions,
             threads=s.physics_threads,

@@ -20,6 +20,7 @@ the least-squares line of those velocities against the goals (a slope of 1 and i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import gymnasium as gym
 import mujoco
@@ -31,7 +32,7 @@ from metarl.core.params import detach_params
 from metarl.rl import MultiTaskSampler
 from metarl.rl.episodes import Episodes
 from metarl.rl.losses import policy_gradient_data, reinforce_loss
-from metarl.utils.cli import parse_settings
+from metarl.utils.cli import JsonObject, json_object, parse_settings
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Settings:
 
     learner: str  # a learner.pt written by maml_rl.py for a HalfCheetahVel id
     env: str = "metarl/HalfCheetahVel-v1"  # the id the learner was trained on
+    env_kwargs: Annotated[str, JsonObject] = "{}"  # and its arguments (maml_rl.py's)
     tasks: int = 20  # held-out goals
     episodes_per_task: int = 20  # for the adaptation step and for scoring
     horizon: int = 200  # steps per episode
@@ -90,7 +92,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     torch.manual_seed(s.seed)
     learner = metarl.load_learner(s.learner)
     policy = learner.model
-    sampler = MultiTaskSampler(s.env, s.episodes_per_task, s.horizon, seed=s.seed)
+    env_kwargs = json_object(s.env_kwargs, "--env-kwargs")
+    sampler = MultiTaskSampler(
+        s.env, s.episodes_per_task, s.horizon, seed=s.seed, env_kwargs=env_kwargs
+    )
     tasks = sampler.sample_tasks(s.tasks)
     goals = np.array([task["velocity"] for task in tasks])
     before = sampler.sample(tasks, policy)

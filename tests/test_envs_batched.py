@@ -21,19 +21,23 @@ MUJOCO_IDS = [
     "metarl/HalfCheetahVel-v1",
     "metarl/AntDir-v1",
 ]
+# rllab's HalfCheetah observation: the robot's centre of mass appended
+CASES = [(env_id, {}) for env_id in MUJOCO_IDS] + [
+    ("metarl/HalfCheetahDir-v1", {"centre_of_mass": True})
+]
 
 
-def _make(env_id: str):
+def _make(env_id: str, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return gym.make(env_id, disable_env_checker=True).unwrapped
+        return gym.make(env_id, disable_env_checker=True, **kwargs).unwrapped
 
 
-@pytest.mark.parametrize("env_id", MUJOCO_IDS)
-def test_vector_steps_equal_single_environment_steps(env_id):
+@pytest.mark.parametrize(("env_id", "kwargs"), CASES)
+def test_vector_steps_equal_single_environment_steps(env_id, kwargs):
     n = 5
-    vec = gym.make_vec(env_id, n, vectorization_mode="vector_entry_point", threads=2)
-    refs = [_make(env_id) for _ in range(n)]
+    vec = gym.make_vec(env_id, n, vectorization_mode="vector_entry_point", threads=2, **kwargs)
+    refs = [_make(env_id, **kwargs) for _ in range(n)]
     tasks = vec.sample_tasks(n, np.random.default_rng(0))
     vec.set_tasks(tasks)
     for ref, task in zip(refs, tasks):

@@ -235,3 +235,32 @@ def test_v1_charges_the_control_cost_on_the_clipped_action_and_v0_on_the_given_o
         rewards[version] = info["reward_ctrl"]
     assert rewards["v0"] == pytest.approx(-0.05 * np.sum(action**2))
     assert rewards["v1"] == pytest.approx(-0.05 * np.sum(np.clip(action, -1, 1) ** 2))
+
+
+def test_centre_of_mass_observation_is_mujocos_subtree_com():
+    """rllab's HalfCheetah observation: qpos[1:], qvel and the robot's centre of mass, which
+    ``PlanarChain`` computes from qpos for a batch; MuJoCo's ``subtree_com`` is the reference."""
+    env = make("metarl/HalfCheetahVel-v1", centre_of_mass=True)
+    plain = make("metarl/HalfCheetahVel-v1")
+    assert env.observation_space.shape == (20,) and plain.observation_space.shape == (17,)
+    rng = np.random.default_rng(0)
+    qpos = env.model.qpos0 + rng.normal(0, 1.0, (6, env.model.nq))
+    qvel = rng.normal(0, 1.0, (6, env.model.nv))
+    batch = env.observation_from(qpos, qvel, None)
+    data = mujoco.MjData(env.model)
+    for i in range(len(qpos)):
+        data.qpos[:], data.qvel[:] = qpos[i], qvel[i]
+        mujoco.mj_forward(env.model, data)
+        np.testing.assert_allclose(batch[i, -3:], data.subtree_com[1], rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(batch[i, :17], plain.observation_from(qpos[i], qvel[i], None))
+    env.reset(seed=0)
+    obs = env.step(rng.uniform(-1, 1, env.model.nu))[0]
+    mujoco.mj_forward(env.model, env.data)  # the derived fields of the state after the step
+    np.testing.assert_allclose(obs[-3:], env.data.subtree_com[1], rtol=0, atol=1e-12)
+
+
+def test_planar_chain_refuses_a_model_that_is_not_planar():
+    from metarl.envs.planar import PlanarChain
+
+    with pytest.raises(ValueError, match="not a planar model: .*neither a hinge nor a slide"):
+        PlanarChain(make("metarl/AntVel-v1").model)

@@ -128,6 +128,8 @@ BAD = [
     "--threads 0",
     "--inner-lr 0",
     "--backtrack-ratio 1",
+    "--env-kwargs [1]",
+    "--eval-episodes-per-task 0",
 ]
 
 
@@ -309,3 +311,14 @@ def test_evaluation_samples_its_own_episode_count(tmp_path, monkeypatch):
     exp.main([*TINY, "--iterations", "1", "--eval-episodes-per-task", "5",
               "--out", str(tmp_path / "run")])  # fmt: skip
     assert made[0] == 2  # TINY's --episodes-per-task and made[1:] and set(made[1:]) == {5}
+
+
+def test_env_kwargs_reach_the_samplers_and_size_the_policy(tmp_path):
+    """'{"centre_of_mass": true}': rllab's 20-number HalfCheetah observation, for the policy
+    that trains on it and the learner that is saved."""
+    exp = load_experiment("maml_rl")
+    out = tmp_path / "run"
+    exp.main([*TINY, "--env", "metarl/HalfCheetahVel-v1", "--env-kwargs",
+              '{"centre_of_mass": true}', "--iterations", "1", "--out", str(out)])  # fmt: skip
+    policy = metarl.load_learner(out / "learner.pt").model
+    assert policy.mean[0].in_features == 20

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -42,9 +43,16 @@ class GaussianMLPPolicy(Configurable, nn.Module):
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
 
     @classmethod
-    def for_env(cls, env_id: str, extra_obs: int = 0, **kwargs) -> GaussianMLPPolicy:
-        """Size the policy from a registered environment's spaces (plus ``extra_obs`` inputs)."""
-        obs_space, act_space = _spaces(env_id)
+    def for_env(
+        cls,
+        env_id: str,
+        extra_obs: int = 0,
+        env_kwargs: Mapping[str, Any] | None = None,
+        **kwargs,
+    ) -> GaussianMLPPolicy:
+        """Size the policy from a registered environment's spaces (plus ``extra_obs`` inputs),
+        the environment made with ``env_kwargs``; ``kwargs`` go to the constructor."""
+        obs_space, act_space = _spaces(env_id, env_kwargs)
         if not isinstance(act_space, gym.spaces.Box):
             raise TypeError(f"{env_id} has {act_space}; GaussianMLPPolicy needs a Box")
         return cls(int(obs_space.shape[0]) + extra_obs, int(act_space.shape[0]), **kwargs)
@@ -187,8 +195,10 @@ class TanhGaussianMLPPolicy(Configurable, nn.Module):
         return action, log_prob
 
 
-def _spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
-    env = gym.make(env_id, disable_env_checker=True)
+def _spaces(
+    env_id: str, env_kwargs: Mapping[str, Any] | None = None
+) -> tuple[gym.Space, gym.Space]:
+    env = gym.make(env_id, disable_env_checker=True, **(env_kwargs or {}))
     try:
         return env.observation_space, env.action_space
     finally:

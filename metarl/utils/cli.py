@@ -51,6 +51,7 @@ from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, Pri
 __all__ = [
     "Check",
     "Discount",
+    "JsonObject",
     "NonEmpty",
     "NonNegative",
     "Positive",
@@ -93,6 +94,16 @@ NonNegative = Check(lambda x: x >= 0, "must be >= 0")
 Probability = Check(lambda x: 0 <= x <= 1, "must be in [0, 1]")
 Discount = Check(lambda x: 0 < x <= 1, "must be in (0, 1]")
 NonEmpty = Check(lambda xs: len(xs) > 0, "must have at least one value", each=False)
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+JsonObject = Check(_is_json_object, "must be a JSON object, e.g. '{\"arms\": 10}'")
 
 
 def check_settings(settings: Any) -> None:
