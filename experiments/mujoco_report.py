@@ -10,7 +10,9 @@ listed as not yet run. Returns are means over held-out tasks of each task's mean
 return, ± the standard error over tasks. A run evaluated with later steps scaled (chosen on
 validation tasks) gets a second row, and so does one whose best snapshot was chosen on
 validation tasks (``maml_rl.py --select-snapshot``); the bar then judges that snapshot,
-as the paper's figure is a chosen snapshot's. Writes ``<root>/<distribution>.csv`` (learner,
+as the paper's figure is a chosen snapshot's. Runs of one learner whose settings differ
+(say ``--init``) are told apart in their labels by the differing settings, and each such
+MAML-TRPO run of seed 0 is judged against the bar. Writes ``<root>/<distribution>.csv`` (learner,
 inner_steps, mean_return, stderr_return, n_tasks, seed, env_steps),
 ``<root>/<distribution>.png`` (return before and after adaptation during training) and the
 Markdown file, with ``--notes`` appended.
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from maml_rl import BEFORE_ADDED
 from matplotlib.figure import Figure
 
 from metarl.utils.cli import parse_settings
@@ -56,6 +59,12 @@ NAMES = {
     "oracle": "oracle", "random": "random init",
 }  # fmt: skip
 BAR = 0.10  # MAML after one step within 10% of the published figure (or better)
+# Settings that do not tell one run of a learner from another: where it ran, how it was
+# checkpointed, how long (a column of its own) and its seed (another column).
+NOT_VARIANTS = {
+    "resume", "overwrite", "out", "threads", "physics_threads", "iterations", "checkpoint_every",
+    "snapshot_every", "select_snapshot", "seed",
+}  # fmt: skip
 
 
 @dataclass
@@ -77,6 +86,7 @@ class Run:
     env_steps: int
     iterations: int
     curve: np.ndarray  # [iterations, 3]: cumulative env steps, return before, return after
+    variant: str = ""  # the settings that tell it from other runs of its learner, as flags
 
     @property
     def learner(self) -> str:
@@ -84,7 +94,16 @@ class Run:
 
     @property
     def label(self) -> str:
-        return NAMES.get(self.learner, self.learner)
+        name = NAMES.get(self.learner, self.learner)
+        return f"{name} ({self.variant})" if self.variant else name
+
+    def training_settings(self) -> dict:
+        """The run's settings as they acted: a setting its record predates holds the value
+        runs had before it existed, and test episodes per task default to training's."""
+        settings = {**BEFORE_ADDED, **self.result.get("settings", {})}
+        if settings.get("eval_episodes_per_task") is None:
+            settings["eval_episodes_per_task"] = settings.get("episodes_per_task")
+        return {k: v for k, v in settings.items() if k not in NOT_VARIANTS}
 
 
 def read_run(folder: Path) -> Run:
@@ -113,6 +132,20 @@ def read_run(folder: Path) -> Run:
     return Run(folder, result, env_steps, iterations, curve)
 
 
+def name_variants(runs: list[Run]) -> None:
+    """Give runs of one learner that differ in a training or evaluation setting (not only in
+    seed) a ``variant``: the differing settings as command-line flags, e.g. ``--init xavier``."""
+    by_learner: dict[str, list[Run]] = {}
+    for run in runs:
+        by_learner.setdefault(run.learner, []).append(run)
+    for group in by_learner.values():
+        settings = [run.training_settings() for run in group]
+        keys = sorted({k for s in settings for k in s})
+        differing = [k for k in keys if len({json.dumps(s.get(k)) for s in settings}) > 1]
+        for run, s in zip(group, settings):
+            run.variant = " ".join(f"--{k.replace('_', '-')} {s.get(k)}" for k in differing)
+
+
 def table_rows(run: Run) -> list[tuple[str, list[float], list[float]]]:
     """(label, means, standard errors) of the run's row, and of its later-scaled row. The
     oracle sees the task and is scored without adapting, as in the paper: its row has the
@@ -135,13 +168,19 @@ def table_rows(run: Run) -> list[tuple[str, list[float], list[float]]]:
     return rows
 
 
-def bar_line(key: str, runs: list[Run]) -> str:
-    """Whether MAML-TRPO (seed 0) after one step is within ``BAR`` of the published figure."""
-    published = PUBLISHED[key]["maml-trpo"][1]
+def bar_lines(key: str, runs: list[Run]) -> list[str]:
+    """Whether each MAML-TRPO run of seed 0 after one step is within ``BAR`` of the published
+    figure."""
     maml = [r for r in runs if r.learner == "maml-trpo" and r.result["seed"] == 0]
-    if not maml or len(maml[0].result["mean_return"]) < 2:
-        return "Bar (MAML-TRPO after one step within 10% of the published figure): not run yet."
-    result = maml[0].result
+    maml = [r for r in maml if len(r.result["mean_return"]) >= 2]
+    if not maml:
+        return ["Bar (MAML-TRPO after one step within 10% of the published figure): not run yet."]
+    return [bar_line(PUBLISHED[key]["maml-trpo"][1], run) for run in maml]
+
+
+def bar_line(published: float, run: Run) -> str:
+    """Whether ``run`` after one step is within ``BAR`` of the ``published`` figure."""
+    result = run.result
     ours = result["mean_return"][1]
     limit = published - BAR * abs(published)
     which = ""
@@ -151,7 +190,7 @@ def bar_line(key: str, runs: list[Run]) -> str:
                  f"validation tasks; the final iteration's: {final:.1f})")  # fmt: skip
     verdict = "met" if ours >= limit else "**not met**"
     return (
-        f"Bar (MAML-TRPO after one step within 10% of the published {published}, i.e. >= "
+        f"Bar ({run.label} after one step within 10% of the published {published}, i.e. >= "
         f"{limit:.1f}): ours {ours:.1f}{which}, {verdict}."
     )
 
@@ -193,7 +232,7 @@ def write_distribution(key: str, runs: list[Run], root: Path, out: Path) -> list
     lines = [f"## {name}", "", f"| learner | seed | {head} | iterations | env steps | train wall |",
              "|---|---|" + "---|" * steps + "---|---|---|"]  # fmt: skip
     shown_published = set()
-    for run in runs:
+    for i, run in enumerate(runs):
         for label, means, stderrs in table_rows(run):
             cells = [f"{m:.1f} ± {s:.1f}" for m, s in zip(means, stderrs)]
             cells += [""] * (steps - len(cells))
@@ -203,17 +242,21 @@ def write_distribution(key: str, runs: list[Run], root: Path, out: Path) -> list
                 f"| {label} | {run.result['seed']} | {' | '.join(cells)} | {run.iterations} | "
                 f"{run.env_steps / 1e6:.1f} M | {wall_text} |"
             )
-        if run.learner in published and run.learner not in shown_published:
+        last_of_learner = i + 1 == len(runs) or runs[i + 1].learner != run.learner
+        if run.learner in published and last_of_learner:  # after the learner's runs
             shown_published.add(run.learner)
             values = [f"{v}" for v in published[run.learner]] + [""] * steps
-            lines.append(f"| {run.label} (published) | | {' | '.join(values[:steps])} | | | |")
+            name = NAMES.get(run.learner, run.learner)
+            lines.append(f"| {name} (published) | | {' | '.join(values[:steps])} | | | |")
     training = training_runs(root / key)
     for learner in (k for k in published if k not in shown_published):
         values = [f"{v}" for v in published[learner]] + [""] * steps
         ours = training.get(learner, "not run yet")
         lines.append(f"| {NAMES[learner]} (published; ours {ours}) | | "
                      f"{' | '.join(values[:steps])} | | | |")  # fmt: skip
-    lines += ["", bar_line(key, runs), ""]
+    lines.append("")
+    for line in bar_lines(key, runs):
+        lines += [line, ""]
     figure = root / f"{key}.png"
     if plot_curves(name, runs, published, figure):
         lines += [f"![{name} learning curves]({os.path.relpath(figure, out.parent)})", ""]
@@ -268,7 +311,9 @@ def main(argv: list[str] | None = None) -> None:
         if not folders:
             lines += [f"## {name}", "", "Not run yet.", ""]
             continue
-        lines += write_distribution(key, [read_run(f) for f in folders], root, out)
+        runs = [read_run(f) for f in folders]
+        name_variants(runs)
+        lines += write_distribution(key, runs, root, out)
     if s.notes:
         lines += [Path(s.notes).read_text()]
     out.write_text("\n".join(lines) + "\n")

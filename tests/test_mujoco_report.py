@@ -10,12 +10,14 @@ import pytest
 from helpers import load_experiment
 
 
-def _run(folder, learner, means, stds, seed=0, iterations=3, scaled=None, selected=None):
+def _run(folder, learner, means, stds, seed=0, iterations=3, scaled=None, selected=None,
+         settings=None):  # fmt: skip
     folder.mkdir(parents=True)
     result = {
         "learner": learner, "inner_steps": list(range(len(means))), "mean_return": means,
         "std_return": stds, "n_tasks": 4, "seed": seed, "command": f"python x --learner {learner}",
         "machine": "test", "train_wall_s": 7200.0, "date": "2026-12-05",
+        "settings": {"seed": seed, **(settings or {})},
     }  # fmt: skip
     if scaled:
         result.update(later_step_scale=0.25, mean_return_later_scaled=scaled,
@@ -88,6 +90,34 @@ def test_a_run_trained_on_after_its_evaluation_is_reported_at_the_evaluated_iter
     )
     with (root / "halfcheetah_dir.csv").open(newline="") as f:
         assert {r["env_steps"] for r in csv.DictReader(f)} == {"3000"}
+
+
+def test_runs_of_one_learner_are_told_apart_by_the_settings_they_differ_in(tmp_path):
+    root = tmp_path / "mujoco"
+    folder = root / "halfcheetah_dir"
+    # a record from before --init existed: its runs had nn.Linear's initialisation
+    _run(folder / "maml-trpo-seed0", "maml-trpo", [0.0, 200.0], [4.0, 4.0],
+         settings={"episodes_per_task": 20, "out": "a"})  # fmt: skip
+    _run(folder / "maml-trpo-seed1", "maml-trpo", [0.0, 210.0], [4.0, 4.0], seed=1,
+         settings={"episodes_per_task": 20, "eval_episodes_per_task": 20, "out": "b"})  # fmt: skip
+    _run(folder / "maml-trpo-xavier-seed0", "maml-trpo", [0.0, 300.0], [4.0, 4.0],
+         settings={"episodes_per_task": 20, "init": "xavier", "out": "c"})  # fmt: skip
+    _run(folder / "oracle-seed0", "oracle", [450.0], [4.0], settings={"init": "xavier"})
+    load_experiment("mujoco_report").main(["--root", str(root), "--out", str(tmp_path / "m.md")])
+    text = (tmp_path / "m.md").read_text()
+    # only the initialisation tells the MAML runs apart: not the seed, the folder, or a test
+    # episode count equal to training's; the oracle, alone of its learner, keeps its name
+    assert "| MAML-TRPO (--init torch) | 0 | 0.0 ± 2.0 | 200.0 ± 2.0 |" in text
+    assert "| MAML-TRPO (--init torch) | 1 | 0.0 ± 2.0 | 210.0 ± 2.0 |" in text
+    assert "| MAML-TRPO (--init xavier) | 0 | 0.0 ± 2.0 | 300.0 ± 2.0 |" in text
+    assert "| oracle (not adapted) | 0 | 450.0 ± 2.0 |" in text
+    assert text.count("| MAML-TRPO (published) | | -50.7 | 293.2 |") == 1
+    # each seed-0 MAML-TRPO run is judged against the bar (>= 263.9 on HalfCheetahDir)
+    assert (
+        "Bar (MAML-TRPO (--init torch) after one step" in text and "ours 200.0, **not met**" in text
+    )
+    assert "Bar (MAML-TRPO (--init xavier) after one step" in text and "ours 300.0, met." in text
+    assert "ours 210.0" not in text
 
 
 def test_an_unreadable_run_is_named(tmp_path):
