@@ -52,6 +52,9 @@ class Settings:
     iterations: Count = 500  # PPO updates
     hidden: Count = 256  # GRU units (the paper: 256)
     lr: Annotated[float, Positive] = 1e-3  # Adam's learning rate
+    lr_final: Annotated[float, Positive] | None = None
+    """Adam's learning rate at the last of --iterations, reached linearly from --lr (None:
+    constant); the schedule follows --iterations, so extending a run restarts its descent"""
     clip: Annotated[float, Positive] = 0.2  # PPO's ratio clipping
     epochs: Count = 4  # PPO passes per update
     minibatches: Count = 4  # minibatches of trials per pass
@@ -91,6 +94,14 @@ def score(learner: RL2, sampler: TrialSampler, tasks: list[dict]) -> dict[str, A
     }
 
 
+def learning_rate(s: Settings, iteration: int) -> float:
+    """Adam's learning rate at ``iteration`` (0-based): --lr, or the line from --lr at the
+    first iteration to --lr-final at the last."""
+    if s.lr_final is None:
+        return s.lr
+    return s.lr + (s.lr_final - s.lr) * iteration / max(s.iterations - 1, 1)
+
+
 def main(argv: list[str] | None = None) -> dict:
     s = parse_settings(Settings, argv)
     kwargs = json_object(s.env_kwargs, "--env-kwargs")
@@ -108,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     best: dict[str, Any] = {"score": -math.inf, "iteration": -1, "state": {}}
     env_steps = 0
     run = start_run(out, s, argv=argv, script=SCRIPT, ignore=RESUME_MAY_CHANGE,
-                    outputs=("learner.pt", "learning_curve.png"))  # fmt: skip
+                    outputs=("learner.pt", "learning_curve.png"),
+                    unrecorded=lambda k, v: k == "lr_final" and v is None)  # fmt: skip
     with run.interruptible():
         state = run.restore()
         if state is not None:
@@ -116,7 +128,12 @@ def main(argv: list[str] | None = None) -> dict:
             best, env_steps = state["best"], state["env_steps"]
             run.exit_if_past(s.iterations)
         for it in run.progress(s.iterations, f"RL^2 on {s.env}"):
+            lr = learning_rate(s, it)
+            for group in trainer.optimizer.param_groups:
+                group["lr"] = lr
             metrics = trainer.step(sampler.sample_tasks(s.tasks_per_batch))
+            if s.lr_final is not None:
+                metrics["lr"] = lr
             env_steps += metrics.pop("env_steps")
             val = None
             if (it + 1) % s.validate_every == 0 or it + 1 == s.iterations:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -173,6 +174,9 @@ def test_rl2_script_trains_resumes_and_reports(tmp_path):
               "--tasks-per-batch", "20", "--hidden", "8", "--validate-every", "2",
               "--val-tasks", "10", "--eval-tasks", "10", "--out", str(out)]  # fmt: skip
     rl2.main([*common, "--iterations", "2"])
+    record = json.loads((out / "settings.json").read_text())
+    del record["settings"]["lr_final"]  # as a run made before --lr-final existed
+    (out / "settings.json").write_text(json.dumps(record))
     result = rl2.main([*common, "--iterations", "4", "--resume"])
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
@@ -182,3 +186,16 @@ def test_rl2_script_trains_resumes_and_reports(tmp_path):
     assert math.isclose(saved["test"]["trial_return"], sum(saved["test"]["episode_returns"]),
                         rel_tol=1e-6)  # fmt: skip
     assert isinstance(metarl.load_learner(out / "learner.pt"), RL2)
+
+
+def test_rl2_script_anneals_the_learning_rate_linearly_to_lr_final(tmp_path):
+    rl2 = load_experiment("rl2")
+    out = tmp_path / "run"
+    common = ["--env-kwargs", '{"arms": 3, "pulls": 1}', "--episodes-per-trial", "3",
+              "--tasks-per-batch", "8", "--hidden", "8", "--validate-every", "2",
+              "--val-tasks", "4", "--eval-tasks", "4", "--iterations", "4", "--lr", "0.01",
+              "--lr-final", "0.001", "--out", str(out)]  # fmt: skip
+    rl2.main(common)
+    with (out / "metrics.csv").open(newline="") as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert lrs == pytest.approx([0.01, 0.007, 0.004, 0.001])
