@@ -8,8 +8,10 @@ For each distribution (default HalfCheetahVel and AntVel):
    protocol) with a 100-100 Gaussian policy, policy inference included. Bar >= 0.85.
 3. One full MAML-TRPO meta-iteration (sample, adapt, sample, TRPO step) on that meta-batch,
    as a multiple of the raw physics time of its environment steps (bar <= 2.0), with the
-   time of each phase; once with exact Fisher-vector products and once with them on every
-   ``--fisher-every``-th task.
+   time of each phase: with exact Fisher-vector products and all tasks vectorised at once,
+   exact with ``--task-chunk`` tasks at a time (the default of ``maml_rl.py``: on the CPU the
+   whole meta-batch's tensors are too large for the allocator to reuse, and every one is
+   fresh, zeroed memory), and with the products on every ``--fisher-every``-th task.
 
 Two raw references: full-length rollouts with random controls, and rollouts of the sampler's
 own episodes (its episode lengths, rounded up to 25 steps, and its actions), which matters
@@ -23,7 +25,7 @@ pins, with dm-env and dm-tree), its HalfCheetah-v5 stepping throughput on the sa
 
     python benchmarks/sampler.py [--envs metarl/HalfCheetahVel-v0 metarl/AntVel-v0]
         [--tasks 40 --episodes 20 --horizon 200] [--repeats 3] [--fisher-every 4]
-        [--skip-iteration]
+        [--task-chunk 5] [--skip-iteration]
 """
 
 from __future__ import annotations
@@ -140,9 +142,11 @@ def benchmark(env_id: str, args: argparse.Namespace) -> None:
         )
     if args.skip_iteration:
         return
-    for every in sorted({1, args.fisher_every}):
+    runs = [(1, None), (1, args.task_chunk), (args.fisher_every, args.task_chunk)]
+    for every, chunk in dict.fromkeys(runs):  # distinct, in order
         torch.manual_seed(0)
-        learner = MAML(GaussianMLPPolicy.for_env(env_id, hidden=(100, 100)), inner_lr=0.1)
+        policy = GaussianMLPPolicy.for_env(env_id, hidden=(100, 100))
+        learner = MAML(policy, inner_lr=0.1, chunk_size=chunk)
         trainer = MetaRLTrainer(learner, sampler, TRPO(max_kl=0.01, fisher_every=every))
         raw_now = raw_steps_per_second(env.model_path, full, env.frame_skip)
         start = time.perf_counter()
@@ -151,6 +155,7 @@ def benchmark(env_id: str, args: argparse.Namespace) -> None:
         physics = stats["env_steps"] / raw_now
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in trainer.phase_seconds.items())
         label = "exact Fisher" if every == 1 else f"Fisher on every {every}th task"
+        label += f", tasks vectorised {chunk or 'all'} at a time"
         steps = f"{stats['env_steps']:.0f}"
         print(f"  MAML-TRPO iteration, {label}: {iteration:6.1f} s = {iteration / physics:.2f}x "
               f"the raw physics time of its {steps} env steps ({phases})")  # fmt: skip
@@ -166,6 +171,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fisher-every", type=int, default=4)
+    parser.add_argument("--task-chunk", type=int, default=5)
     parser.add_argument("--skip-iteration", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)

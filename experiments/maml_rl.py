@@ -91,11 +91,12 @@ EVALUATION = (
     "eval_tasks", "eval_steps", "eval_seed", "eval_episodes_per_task", "later_step_scales",
     "val_tasks", "val_seed", "select_snapshot",
 )  # fmt: skip
-# Settings a resumed run may change: those, the run flags, the folder itself, the thread counts
-# and the number of iterations (a run continues to a larger one; nothing else depends on it).
+# Settings a resumed run may change: those, the run flags, the folder itself, the speed
+# settings (thread counts, tasks vectorised at once) and the number of iterations (a run
+# continues to a larger one; nothing else depends on it).
 RESUME_IGNORES = (
-    "resume", "overwrite", "out", "threads", "physics_threads", "iterations", "snapshot_every",
-    *EVALUATION,
+    "resume", "overwrite", "out", "threads", "physics_threads", "task_chunk", "iterations",
+    "snapshot_every", *EVALUATION,
 )  # fmt: skip
 # Training settings added after the first runs, with the value the runs from before them had:
 # a saved record without one counts as holding this value (see as_before).
@@ -163,6 +164,9 @@ class Settings:
     threads: Annotated[int, Positive] = 2  # torch threads
     physics_threads: Annotated[int, Positive] | None = None
     """MuJoCo physics threads (default: all cores); 1 when two runs share a 2-core machine"""
+    task_chunk: Annotated[int, NonNegative] = 5
+    """tasks whose adaptation and outer loss are vectorised at once (0: the whole meta-batch);
+    speed only: small chunks keep the batched tensors small enough for the allocator to reuse"""
 
 
 def resolve(s: Settings) -> Settings:
@@ -190,7 +194,8 @@ def build_learner(s: Settings) -> tuple[MetaLearner, Outer]:
                                        init=s.init)  # fmt: skip
     name, outer, steps = LEARNERS[s.learner]
     inner_steps = s.inner_steps if steps is None else steps
-    learner = metarl.make_learner(name, policy, inner_lr=s.inner_lr, inner_steps=inner_steps)
+    learner = metarl.make_learner(name, policy, inner_lr=s.inner_lr, inner_steps=inner_steps,
+                                  chunk_size=s.task_chunk or None)  # fmt: skip
     if outer == "trpo":
         trpo = TRPO(max_kl=s.max_kl, backtrack_ratio=s.backtrack_ratio, fisher_every=s.fisher_every)
         return learner, trpo
