@@ -4,18 +4,18 @@ task distribution, from ``maml_rl.py`` runs' ``eval.json`` and ``metrics.csv`` f
     python experiments/mujoco_report.py [--root experiments/results/mujoco]
         [--out experiments/results/mujoco.md] [--notes experiments/results/mujoco_notes.md]
 
-Runs live in ``<root>/<distribution>/<learner>-seed<seed>/`` with ``<distribution>`` one of
-``halfcheetah_vel``, ``halfcheetah_dir``, ``ant_vel``, ``ant_dir``; a missing distribution is
-listed as not yet run. Returns are means over held-out tasks of each task's mean episode
-return, ± the standard error over tasks. A run evaluated with later steps scaled (chosen on
-validation tasks) gets a second row, and so does one whose best snapshot was chosen on
-validation tasks (``maml_rl.py --select-snapshot``); the bar then judges that snapshot,
-as the paper's figure is a chosen snapshot's. Runs of one learner whose settings differ
-(say ``--init``) are told apart in their labels by the differing settings, and each such
-MAML-TRPO run of seed 0 is judged against the bar. Writes ``<root>/<distribution>.csv`` (learner,
-inner_steps, mean_return, stderr_return, n_tasks, seed, env_steps),
-``<root>/<distribution>.png`` (return before and after adaptation during training) and the
-Markdown file, with ``--notes`` appended.
+Runs live in ``<root>/<distribution>/<learner>[-<variant>]-seed<seed>/`` with
+``<distribution>`` one of ``halfcheetah_vel``, ``halfcheetah_dir``, ``ant_vel``,
+``ant_dir``; a missing distribution is listed as not yet run. Returns are means over
+held-out tasks of each task's mean episode return, ± the standard error over tasks. A run
+evaluated with later steps scaled (chosen on validation tasks) gets a second row, and so
+does one whose best snapshot was chosen on validation tasks (``maml_rl.py
+--select-snapshot``); the bar then judges that snapshot, as the paper's figure is a chosen
+snapshot's. Runs of one learner whose settings differ (say ``--init``) are told apart in
+their labels by the differing settings, and each such MAML-TRPO run of seed 0 is judged
+against the bar. Writes ``<root>/<distribution>.csv`` (learner, inner_steps, mean_return,
+stderr_return, n_tasks, seed, env_steps), ``<root>/<distribution>.png`` (return before and
+after adaptation during training) and the Markdown file, with ``--notes`` appended.
 
 Published figures: mean return over test tasks after 0 / 1 / 2 / 3 steps, from the authors'
 released result files of Finn, Abbeel and Levine, "Model-Agnostic Meta-Learning" (ICML 2017);
@@ -71,7 +71,7 @@ NOT_VARIANTS = {
 class Settings:
     """Tables, CSVs and learning curves of the MuJoCo runs."""
 
-    root: str = "experiments/results/mujoco"  # holds <distribution>/<learner>-seed<seed>/
+    root: str = "experiments/results/mujoco"  # holds <distribution>/<run folder>/
     out: str = "experiments/results/mujoco.md"  # the Markdown file to write
     notes: str | None = None  # a hand-written Markdown file appended at the end
 
