@@ -59,11 +59,12 @@ NAMES = {
     "oracle": "oracle", "random": "random init",
 }  # fmt: skip
 BAR = 0.10  # MAML after one step within 10% of the published figure (or better)
-# Settings that do not tell one run of a learner from another: where it ran, how it was
-# checkpointed, how long (a column of its own) and its seed (another column).
+# Settings that do not tell one run of a learner from another: where it ran, how fast (thread
+# counts, tasks vectorised at once), how it was checkpointed, how long (a column of its own)
+# and its seed (another column).
 NOT_VARIANTS = {
-    "resume", "overwrite", "out", "threads", "physics_threads", "iterations", "checkpoint_every",
-    "snapshot_every", "select_snapshot", "seed",
+    "resume", "overwrite", "out", "threads", "physics_threads", "task_chunk", "iterations",
+    "checkpoint_every", "snapshot_every", "select_snapshot", "seed",
 }  # fmt: skip
 
 
@@ -246,8 +247,8 @@ def write_distribution(key: str, runs: list[Run], root: Path, out: Path) -> list
         if run.learner in published and last_of_learner:  # after the learner's runs
             shown_published.add(run.learner)
             values = [f"{v}" for v in published[run.learner]] + [""] * steps
-            name = NAMES.get(run.learner, run.learner)
-            lines.append(f"| {name} (published) | | {' | '.join(values[:steps])} | | | |")
+            plain = NAMES.get(run.learner, run.learner)  # the published row has no variant
+            lines.append(f"| {plain} (published) | | {' | '.join(values[:steps])} | | | |")
     training = training_runs(root / key)
     for learner in (k for k in published if k not in shown_published):
         values = [f"{v}" for v in published[learner]] + [""] * steps

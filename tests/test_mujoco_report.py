@@ -101,17 +101,20 @@ def test_runs_of_one_learner_are_told_apart_by_the_settings_they_differ_in(tmp_p
     _run(folder / "maml-trpo-seed1", "maml-trpo", [0.0, 210.0], [4.0, 4.0], seed=1,
          settings={"episodes_per_task": 20, "eval_episodes_per_task": 20, "out": "b"})  # fmt: skip
     _run(folder / "maml-trpo-xavier-seed0", "maml-trpo", [0.0, 300.0], [4.0, 4.0],
-         settings={"episodes_per_task": 20, "init": "xavier", "out": "c"})  # fmt: skip
+         settings={"episodes_per_task": 20, "init": "xavier", "out": "c",
+                   "task_chunk": 5})  # fmt: skip
     _run(folder / "oracle-seed0", "oracle", [450.0], [4.0], settings={"init": "xavier"})
     load_experiment("mujoco_report").main(["--root", str(root), "--out", str(tmp_path / "m.md")])
     text = (tmp_path / "m.md").read_text()
-    # only the initialisation tells the MAML runs apart: not the seed, the folder, or a test
-    # episode count equal to training's; the oracle, alone of its learner, keeps its name
+    # only the initialisation tells the MAML runs apart: not the seed, the folder, a speed
+    # setting or a test episode count equal to training's; the oracle, alone of its learner,
+    # keeps its name
     assert "| MAML-TRPO (--init torch) | 0 | 0.0 ± 2.0 | 200.0 ± 2.0 |" in text
     assert "| MAML-TRPO (--init torch) | 1 | 0.0 ± 2.0 | 210.0 ± 2.0 |" in text
     assert "| MAML-TRPO (--init xavier) | 0 | 0.0 ± 2.0 | 300.0 ± 2.0 |" in text
     assert "| oracle (not adapted) | 0 | 450.0 ± 2.0 |" in text
     assert text.count("| MAML-TRPO (published) | | -50.7 | 293.2 |") == 1
+    assert "![HalfCheetahDir learning curves]" in text
     # each seed-0 MAML-TRPO run is judged against the bar (>= 263.9 on HalfCheetahDir)
     assert (
         "Bar (MAML-TRPO (--init torch) after one step" in text and "ours 200.0, **not met**" in text
