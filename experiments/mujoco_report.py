@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from maml_rl import BEFORE_ADDED
+from maml_rl import BEFORE_ADDED, EVALUATION, RESUME_IGNORES
 from matplotlib.figure import Figure
 
 from metarl.utils.cli import parse_settings
@@ -59,12 +59,11 @@ NAMES = {
     "oracle": "oracle", "random": "random init",
 }  # fmt: skip
 BAR = 0.10  # MAML after one step within 10% of the published figure (or better)
-# Settings that do not tell one run of a learner from another: where it ran, how fast (thread
-# counts, tasks vectorised at once), how it was checkpointed, how long (a column of its own)
-# and its seed (another column).
-NOT_VARIANTS = {
-    "resume", "overwrite", "out", "threads", "physics_threads", "task_chunk", "iterations",
-    "checkpoint_every", "snapshot_every", "select_snapshot", "seed",
+# Settings that do not tell one run of a learner from another: those a resumed run may change
+# except the evaluation's (where it ran, how fast, how long: a column of its own), how it was
+# checkpointed, whether a snapshot was also chosen (a row of its own) and its seed (a column).
+NOT_VARIANTS = (set(RESUME_IGNORES) - set(EVALUATION)) | {
+    "checkpoint_every", "select_snapshot", "seed",
 }  # fmt: skip
 
 
