@@ -20,7 +20,8 @@ Writes into ``--out``: ``settings.json`` (the command and settings, at the start
 ``metrics.csv`` (one row per meta-iteration), TensorBoard events in ``<out>/tensorboard``,
 ``checkpoint.pt`` (atomic and checksummed, every ``--checkpoint-every`` iterations and at the
 end; ``checkpoint.prev.pt`` is the one before), ``eval.json`` (held-out returns after 0..k
-steps, with the command, machine, versions and wall time), ``learning_curve.png`` and
+steps, overall and per task beside each task's parameters, with the command, machine,
+versions and wall time), ``learning_curve.png`` and
 ``learner.pt`` (the trained learner for ``metarl.load_learner``, written after training)
 and, with ``--snapshot-every n``, ``snapshots/learner-<iteration>.pt`` every n iterations (the
 learner as it was then, loadable the same way; the MAML paper's runs kept one every 25).
@@ -380,6 +381,8 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
         "mean_return": returns.mean(1).tolist(),
         "std_return": returns.std(1).tolist(),
         "n_tasks": s.eval_tasks,
+        "tasks": [{k: np.asarray(v).tolist() for k, v in task.items()} for task in eval_tasks],
+        "returns_per_task": returns.tolist(),  # [steps + 1][tasks], in the order of "tasks"
         **later,
         **run.provenance(),  # command, seed, machine, versions, train_wall_s, date, settings
     }

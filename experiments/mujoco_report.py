@@ -15,7 +15,9 @@ snapshot's. Runs of one learner whose settings differ (say ``--init``) are told 
 their labels by the differing settings, and each such MAML-TRPO run of seed 0 is judged
 against the bar. Writes ``<root>/<distribution>.csv`` (learner, inner_steps, mean_return,
 stderr_return, n_tasks, seed, env_steps), ``<root>/<distribution>.png`` (return before and
-after adaptation during training) and the Markdown file, with ``--notes`` appended.
+after adaptation during training), ``<root>/<distribution>_tasks.png`` (each seed-0 run's
+return per held-out task against the task's parameter, for runs whose eval.json has per-task
+returns) and the Markdown file, with ``--notes`` appended.
 
 Published figures: mean return over test tasks after 0 / 1 / 2 / 3 steps, from the authors'
 released result files of Finn, Abbeel and Levine, "Model-Agnostic Meta-Learning" (ICML 2017);
@@ -260,6 +262,10 @@ def write_distribution(key: str, runs: list[Run], root: Path, out: Path) -> list
     figure = root / f"{key}.png"
     if plot_curves(name, runs, published, figure):
         lines += [f"![{name} learning curves]({os.path.relpath(figure, out.parent)})", ""]
+    per_task = root / f"{key}_tasks.png"
+    if plot_per_task(name, runs, per_task):
+        lines += [f"![{name} return per held-out task]({os.path.relpath(per_task, out.parent)})",
+                  ""]  # fmt: skip
     lines += ["Commands (machine, date of the evaluation):", ""]
     for run in runs:
         result = run.result
@@ -292,6 +298,50 @@ def plot_curves(name: str, runs: list[Run], published: dict, path: Path) -> bool
         ax.axhline(maml[1], color="k", ls=":", label="MAML after 1 step (published)")
     ax.set(xlabel="environment steps (millions)", ylabel="mean return (10-iteration average)",
            title=f"{name}: training curves")  # fmt: skip
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def task_parameter(run: Run) -> tuple[str, np.ndarray] | None:
+    """The name and values of the run's one scalar task parameter, in the order of its
+    per-task returns; None if its eval.json predates per-task returns or tasks are not
+    described by one number."""
+    tasks = run.result.get("tasks")
+    if not tasks or "returns_per_task" not in run.result or len(tasks[0]) != 1:
+        return None
+    (key,) = tasks[0]
+    values = [task.get(key) for task in tasks]
+    if not all(isinstance(v, (int, float)) for v in values):
+        return None
+    return key, np.asarray(values, dtype=float)
+
+
+def plot_per_task(name: str, runs: list[Run], path: Path) -> bool:
+    """Each seed-0 run's return per held-out task against the task's parameter (goal velocity,
+    direction), before (x) and after one step (o); the oracle, pretrained and random rows
+    unadapted only. Runs sit side by side around each value. False if no run has per-task
+    returns."""
+    shown = [(run, task_parameter(run)) for run in runs if run.result["seed"] == 0]
+    shown = [(run, found) for run, found in shown if found is not None]
+    if not shown:
+        return False
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    values = np.concatenate([found[1] for _, found in shown])
+    spread = 0.01 * ((values.max() - values.min()) or 1.0)
+    for i, (run, (_, x)) in enumerate(shown):
+        returns = run.result["returns_per_task"]
+        x = x + (i - (len(shown) - 1) / 2) * spread
+        adapted = run.learner not in ("pretrained", "oracle", "random") and len(returns) > 1
+        if adapted:
+            ax.plot(x, returns[0], "x", color=f"C{i}", ms=4, alpha=0.6,
+                    label=f"{run.label}, before adaptation")  # fmt: skip
+        ax.plot(x, returns[1] if adapted else returns[0], "o", color=f"C{i}", ms=4,
+                label=run.label + (", after 1 step" if adapted else ""))  # fmt: skip
+    ax.set(xlabel=f"task {shown[0][1][0]}", ylabel="mean episode return",
+           title=f"{name}: return per held-out task (seed 0)")  # fmt: skip
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -11,7 +11,7 @@ from helpers import load_experiment
 
 
 def _run(folder, learner, means, stds, seed=0, iterations=3, scaled=None, selected=None,
-         settings=None):  # fmt: skip
+         settings=None, per_task=None):  # fmt: skip
     folder.mkdir(parents=True)
     result = {
         "learner": learner, "inner_steps": list(range(len(means))), "mean_return": means,
@@ -25,6 +25,8 @@ def _run(folder, learner, means, stds, seed=0, iterations=3, scaled=None, select
     if selected:
         result.update(selected_iteration=2, mean_return_selected=selected,
                       std_return_selected=stds)  # fmt: skip
+    if per_task:
+        result.update(tasks=per_task[0], returns_per_task=per_task[1])
     (folder / "eval.json").write_text(json.dumps(result))
     rows = "\n".join(f"{i + 1},1000,{-10 - i},{-5 - i}" for i in range(iterations))
     (folder / "metrics.csv").write_text("step,env_steps,return_before,return_after\n" + rows + "\n")
@@ -121,6 +123,34 @@ def test_runs_of_one_learner_are_told_apart_by_the_settings_they_differ_in(tmp_p
     )
     assert "Bar (MAML-TRPO (--init xavier) after one step" in text and "ours 300.0, met." in text
     assert "ours 210.0" not in text
+
+
+def test_per_task_returns_are_plotted_against_the_task_parameter(tmp_path):
+    report = load_experiment("mujoco_report")
+    root = tmp_path / "mujoco"
+    folder = root / "halfcheetah_vel"
+    velocities = [{"velocity": v} for v in (0.2, 1.0, 1.5, 1.9)]
+    maml_returns = [[-120.0, -140.0, -160.0, -180.0], [-50.0, -90.0, -120.0, -140.0]]
+    _run(folder / "maml-trpo-seed0", "maml-trpo", [-150.0, -100.0], [4.0, 4.0],
+         per_task=(velocities, maml_returns))  # fmt: skip
+    _run(folder / "oracle-seed0", "oracle", [-45.0], [4.0],
+         per_task=(velocities, [[-15.0, -40.0, -55.0, -70.0]]))  # fmt: skip
+    _run(folder / "random-seed0", "random", [-270.0, -265.0], [4.0, 4.0])  # evaluated before
+    _run(root / "halfcheetah_dir" / "maml-trpo-seed0", "maml-trpo", [0.0, 300.0], [4.0, 4.0])
+    out = tmp_path / "m.md"
+    report.main(["--root", str(root), "--out", str(out)])
+    text = out.read_text()
+    assert "![HalfCheetahVel return per held-out task](mujoco/halfcheetah_vel_tasks.png)" in text
+    assert (root / "halfcheetah_vel_tasks.png").stat().st_size > 1000
+    # no run of HalfCheetahDir holds per-task returns: no figure, no link
+    assert not (root / "halfcheetah_dir_tasks.png").exists()
+    assert "HalfCheetahDir return per held-out task" not in text
+    runs = {run.learner: run for run in map(report.read_run, sorted(folder.iterdir()))}
+    key, values = report.task_parameter(runs["maml-trpo"])
+    assert key == "velocity" and values.tolist() == [0.2, 1.0, 1.5, 1.9]
+    assert report.task_parameter(runs["random"]) is None
+    runs["oracle"].result["tasks"] = [{"goal": [0.1, 0.2]}] * 4  # not one number per task
+    assert report.task_parameter(runs["oracle"]) is None
 
 
 def test_an_unreadable_run_is_named(tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -179,6 +181,22 @@ def test_a_second_run_into_the_same_folder_needs_overwrite(tmp_path, capsys):
     assert "overwrite: removed" in capsys.readouterr().out
     assert again["mean_return"] == first["mean_return"]  # the same run, made again
     assert again["command"] == first["command"]  # recorded without --overwrite
+
+
+def test_eval_json_holds_each_tasks_return_beside_its_parameters(tmp_path):
+    exp = load_experiment("maml_rl")
+    out = tmp_path / "run"
+    result = exp.main([*TINY, "--iterations", "1", "--out", str(out)])
+    saved = json.loads((out / "eval.json").read_text())
+    per_task = np.array(saved["returns_per_task"])  # [steps + 1, tasks]
+    assert per_task.shape == (2, 2)
+    np.testing.assert_allclose(per_task.mean(1), result["mean_return"], rtol=1e-6)
+    env = gym.make(exp.Settings().env)
+    expected = env.unwrapped.sample_tasks(2, np.random.default_rng(exp.Settings().eval_seed))
+    for task, want in zip(saved["tasks"], expected):  # JSON lists where the tasks hold arrays
+        assert task.keys() == want.keys()
+        for key in task:
+            np.testing.assert_allclose(task[key], want[key])
 
 
 def test_resume_with_another_seed_is_refused_listing_it(tmp_path):
