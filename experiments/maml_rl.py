@@ -10,6 +10,14 @@ quarter (``experiments/results/navigation2d_notes.md`` compares the learning cur
     python experiments/maml_rl.py ... --resume          # continue a stopped run
     python experiments/maml_rl.py ... --overwrite       # start again in the same --out
 
+Meta-World (the optional extra): train on ML1's training goals, test on its held-out goals
+with episodes that end at the first success, so that eval.json's ``ended_early`` is the
+success rate per adaptation step::
+
+    python experiments/maml_rl.py --env metarl/MetaWorldML1-v0 \
+        --env-kwargs '{"env_name": "reach-v3"}' --horizon 500 \
+        --eval-env-kwargs '{"split": "test", "terminate_on_success": true}' ...
+
 Learners (``LEARNERS`` below: the learner and outer step behind each name): maml-trpo,
 maml-pg (Adam on the surrogate), fomaml-trpo, metasgd-trpo, reptile (its interpolation:
 SGD on the pseudo-gradient), and the reference baselines: pretrained (inner_steps=0: one
@@ -89,8 +97,8 @@ LEARNERS: dict[str, tuple[str, Literal["trpo", "adam", "sgd"], int | None]] = {
 # Settings of the final evaluation only: a finished run may be evaluated again with --resume
 # and other values (its eval.json records the ones used), as the committed runs were.
 EVALUATION = (
-    "eval_tasks", "eval_steps", "eval_seed", "eval_episodes_per_task", "later_step_scales",
-    "val_tasks", "val_seed", "select_snapshot",
+    "eval_tasks", "eval_steps", "eval_seed", "eval_episodes_per_task", "eval_env_kwargs",
+    "later_step_scales", "val_tasks", "val_seed", "select_snapshot",
 )  # fmt: skip
 # Settings a resumed run may change: those, the run flags, the folder itself, the speed
 # settings (thread counts, tasks vectorised at once) and the number of iterations (a run
@@ -107,6 +115,7 @@ BEFORE_ADDED = {
     "fisher_every": 1,  # TRPO's Fisher-vector products used the whole meta-batch
     "init": "torch",  # the policy had nn.Linear's own initialisation
     "env_kwargs": "{}",  # the distribution was made with its registered arguments
+    "eval_env_kwargs": "{}",  # and tested with the same
 }
 
 
@@ -143,6 +152,10 @@ class Settings:
     """GAE lambda for the advantages (1: Monte Carlo returns minus the baseline)"""
     eval_tasks: Annotated[int, Positive] = 40  # held-out tasks for the final evaluation
     eval_steps: Annotated[int, NonNegative] = 3  # adaptation steps at test time
+    eval_env_kwargs: Annotated[str, JsonObject] = "{}"
+    """JSON object merged over --env-kwargs for the held-out tasks and their episodes only,
+    e.g. '{"split": "test", "terminate_on_success": true}' for Meta-World's held-out goals,
+    where the share of episodes ended early is then the success rate"""
     eval_episodes_per_task: Annotated[int, Positive] | None = None
     """episodes per task per step at test and validation time (None: --episodes-per-task;
     the MAML paper's published HalfCheetah policy trained with 10 and was tested with 20)"""
@@ -227,13 +240,15 @@ def load_run(folder: str | Path) -> tuple[Settings, MetaLearner, Outer, int]:
 def best_snapshot(
     s: Settings,
     trainer: MetaRLTrainer,
-    make_sampler: Callable[[int], MultiTaskSampler],
+    make_samplers: tuple[Callable[[int], MultiTaskSampler], Callable[[int], MultiTaskSampler]],
     val_tasks: list[dict],
     eval_tasks: list[dict],
 ) -> dict:
     """Score every snapshot of the run after one step on ``val_tasks``, evaluate the best on
-    ``eval_tasks`` like the final learner, and put the final weights back. Returns what
-    eval.json records of it; ``SystemExit`` if the run kept no snapshots."""
+    ``eval_tasks`` like the final learner, and put the final weights back; ``make_samplers``
+    builds the validation and the evaluation sampler from a seed. Returns what eval.json
+    records of it; ``SystemExit`` if the run kept no snapshots."""
+    val_sampler, eval_sampler = make_samplers
     paths = sorted((Path(s.out) / "snapshots").glob("learner-*.pt"))
     if not paths:
         raise SystemExit(
@@ -244,11 +259,11 @@ def best_snapshot(
     for path in tqdm(paths, desc="snapshots on validation tasks", disable=None):
         iteration = int(path.stem.split("-")[1])
         trainer.learner.load_state_dict(metarl.load_learner(path).state_dict())
-        trainer.sampler = make_sampler(s.val_seed)
+        trainer.sampler = val_sampler(s.val_seed)
         scores[iteration] = trainer.evaluate(val_tasks, 1)[-1].mean().item()
     best = max(scores, key=lambda k: scores[k])
     trainer.learner.load_state_dict(metarl.load_learner(snapshot_path(s.out, best)).state_dict())
-    trainer.sampler = make_sampler(s.eval_seed)
+    trainer.sampler = eval_sampler(s.eval_seed)
     returns = trainer.evaluate(eval_tasks, s.eval_steps)
     trainer.learner.load_state_dict(final)
     return {
@@ -311,13 +326,18 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
     oracle = s.learner == "oracle"
     learner, outer = build_learner(s)
 
-    def make_sampler(seed: int, episodes: int = s.episodes_per_task) -> MultiTaskSampler:
+    train_kwargs = json_object(s.env_kwargs, "--env-kwargs")
+    eval_kwargs = {**train_kwargs, **json_object(s.eval_env_kwargs, "--eval-env-kwargs")}
+
+    def make_sampler(
+        seed: int, episodes: int = s.episodes_per_task, kwargs: dict = train_kwargs
+    ) -> MultiTaskSampler:
         return MultiTaskSampler(
             s.env,
             episodes,
             s.horizon,
             seed=seed,
-            env_kwargs=json_object(s.env_kwargs, "--env-kwargs"),
+            env_kwargs=kwargs,
             task_in_observation=oracle,
             rescale_actions=s.rescale_actions,
             threads=s.physics_threads,
@@ -345,21 +365,29 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
     train_wall = run.wall_s
     save_trained_learner(s, learner)
 
-    def eval_sampler(seed: int) -> MultiTaskSampler:
-        return make_sampler(seed, s.eval_episodes_per_task or s.episodes_per_task)
+    # Held-out tasks and their episodes come from the distribution made with --eval-env-kwargs;
+    # validation (choosing a later-step scale or a snapshot) from the training one.
+    test_episodes = s.eval_episodes_per_task or s.episodes_per_task
 
-    def draw_tasks(count: int, seed: int) -> list[dict]:
-        return sampler.task_env.sample_tasks(count, np.random.default_rng(seed))
+    def eval_sampler(seed: int) -> MultiTaskSampler:
+        return make_sampler(seed, test_episodes, eval_kwargs)
+
+    def val_sampler(seed: int) -> MultiTaskSampler:
+        return make_sampler(seed, test_episodes)
+
+    def draw_tasks(source: MultiTaskSampler, count: int, seed: int) -> list[dict]:
+        return source.task_env.sample_tasks(count, np.random.default_rng(seed))
 
     trainer.sampler = eval_sampler(s.eval_seed)
-    eval_tasks = draw_tasks(s.eval_tasks, s.eval_seed)
-    returns = trainer.evaluate(eval_tasks, s.eval_steps)  # [steps + 1, tasks]
+    eval_tasks = draw_tasks(trainer.sampler, s.eval_tasks, s.eval_seed)
+    evaluation = trainer.evaluate_detailed(eval_tasks, s.eval_steps)
+    returns = evaluation.returns  # [steps + 1, tasks]
     later = {}
     if s.eval_steps >= 2 and len(s.later_step_scales) > 1 and not oracle:
-        val_tasks = draw_tasks(s.val_tasks, s.val_seed)
+        val_tasks = draw_tasks(sampler, s.val_tasks, s.val_seed)
         scores = {}
         for scale in s.later_step_scales:
-            trainer.sampler = eval_sampler(s.val_seed)
+            trainer.sampler = val_sampler(s.val_seed)
             scores[scale] = trainer.evaluate(val_tasks, s.eval_steps, (1.0, scale))[-1].mean()
         best = max(scores, key=lambda k: scores[k].item())
         later = {
@@ -372,8 +400,8 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
             later["mean_return_later_scaled"] = scaled.mean(1).tolist()
             later["std_return_later_scaled"] = scaled.std(1).tolist()
     if s.select_snapshot and not oracle:
-        val_tasks = draw_tasks(s.val_tasks, s.val_seed)
-        later.update(best_snapshot(s, trainer, eval_sampler, val_tasks, eval_tasks))
+        val_tasks = draw_tasks(sampler, s.val_tasks, s.val_seed)
+        later.update(best_snapshot(s, trainer, (val_sampler, eval_sampler), val_tasks, eval_tasks))
     result = {
         "env": s.env,
         "learner": s.learner,
@@ -383,6 +411,8 @@ def train_and_evaluate(s: Settings, run: Run) -> dict:
         "n_tasks": s.eval_tasks,
         "tasks": [{k: np.asarray(v).tolist() for k, v in task.items()} for task in eval_tasks],
         "returns_per_task": returns.tolist(),  # [steps + 1][tasks], in the order of "tasks"
+        # share of held-out episodes the environment ended before the horizon, per step
+        "ended_early": evaluation.ended_early.mean(1).tolist(),
         **later,
         **run.provenance(),  # command, seed, machine, versions, train_wall_s, date, settings
     }

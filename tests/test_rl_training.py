@@ -199,6 +199,40 @@ def test_eval_json_holds_each_tasks_return_beside_its_parameters(tmp_path):
             np.testing.assert_allclose(task[key], want[key])
 
 
+def test_evaluate_detailed_gives_the_share_of_episodes_the_environment_ended():
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy.for_env("metarl/Navigation2D-v0", hidden=(8,))
+    learner = MAML(policy, inner_lr=0.1)
+
+    def sampler() -> MultiTaskSampler:  # moves of at most 0.001: the goal at the start is
+        return MultiTaskSampler(  # reached at once (within 0.01), the far one never
+            "metarl/Navigation2D-v0", episodes_per_task=3, horizon=5, seed=3,
+            env_kwargs={"max_step": 0.001},
+        )  # fmt: skip
+
+    trainer = MetaRLTrainer(learner, sampler(), TRPO())
+    tasks = [{"goal": [0.0, 0.0]}, {"goal": [0.4, 0.4]}]
+    detailed = trainer.evaluate_detailed(tasks, inner_steps=1)
+    assert detailed.ended_early.tolist() == [[1.0, 0.0], [1.0, 0.0]]
+    trainer.sampler = sampler()
+    torch.testing.assert_close(trainer.evaluate(tasks, inner_steps=1), detailed.returns)
+
+
+def test_eval_env_kwargs_make_the_held_out_tasks_and_episodes_only(tmp_path):
+    exp = load_experiment("maml_rl")
+    out = tmp_path / "run"
+    # held-out goals within 0.005 of the start and moves of at most 0.001: every held-out
+    # episode ends at its first step; training used the registered distribution
+    near = '{"goal_range": 0.005, "max_step": 0.001}'
+    result = exp.main([*TINY, "--iterations", "1", "--eval-env-kwargs", near, "--out", str(out)])
+    assert result["ended_early"] == [1.0, 1.0]
+    assert all(abs(x) <= 0.005 for task in result["tasks"] for x in task["goal"])
+    metrics = (out / "metrics.csv").read_text().splitlines()
+    assert float(metrics[1].split(",")[1]) < -1.0  # training returns: far goals, full moves
+    plain = exp.main([*TINY, "--iterations", "1", "--out", str(tmp_path / "plain")])
+    assert plain["ended_early"] == [0.0, 0.0]
+
+
 def test_resume_with_another_seed_is_refused_listing_it(tmp_path):
     exp = load_experiment("maml_rl")
     args = [*TINY, "--iterations", "1", "--out", str(tmp_path / "run")]

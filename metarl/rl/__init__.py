@@ -13,13 +13,14 @@ from metarl.rl.replay import TaskReplay, Transitions
 from metarl.rl.returns import discounted_returns, gae_advantages, normalize_advantages
 from metarl.rl.rl2 import RL2, RL2Trainer
 from metarl.rl.sampler import MultiTaskSampler
-from metarl.rl.trainer import MetaRLTrainer
+from metarl.rl.trainer import Evaluation, MetaRLTrainer
 from metarl.rl.trials import Trials, TrialSampler
 
 __all__ = [
     "CategoricalMLPPolicy",
     "ContextEncoder",
     "Episodes",
+    "Evaluation",
     "GRUPolicy",
     "GaussianMLPPolicy",
     "MetaRLTrainer",

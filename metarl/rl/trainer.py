@@ -23,7 +23,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -46,6 +46,15 @@ from metarl.rl.sampler import MultiTaskSampler
 from metarl.utils.run import Run, RunError
 
 Outer = TRPO | torch.optim.Optimizer
+
+
+class Evaluation(NamedTuple):
+    """Held-out results per adaptation step (rows: 0, 1, ... steps) and task (columns)."""
+
+    returns: Tensor  # [steps + 1, T]: mean episode return
+    ended_early: Tensor
+    """[steps + 1, T]: share of the episodes the environment ended before the horizon (with
+    Meta-World's ``terminate_on_success=True``, the success rate)"""
 
 
 @dataclasses.dataclass
@@ -285,6 +294,16 @@ class MetaRLTrainer:
         the learner's own update scaled by ``step_scales[min(k, len - 1)]``: ``(1.0, 0.3)``
         keeps the first step and takes later ones at 0.3 of its size.
         """
+        return self.evaluate_detailed(tasks, inner_steps, step_scales).returns
+
+    def evaluate_detailed(
+        self,
+        tasks: Sequence[Mapping[str, Any]],
+        inner_steps: int = 3,
+        step_scales: Sequence[float] = (1.0,),
+    ) -> Evaluation:
+        """``evaluate``'s returns and, from the same episodes, the share of each task's
+        episodes that the environment ended before the horizon."""
         if not step_scales or any(s <= 0 for s in step_scales):
             raise ValueError(f"step_scales must be positive, got {tuple(step_scales)}")
         num_tasks = len(tasks)
@@ -292,10 +311,14 @@ class MetaRLTrainer:
             name: p.detach().expand(num_tasks, *p.shape)
             for name, p in self.learner.params().items()
         }
-        returns = []
+        returns, ended = [], []
         for k in range(inner_steps + 1):
             episodes = self.sampler.sample(tasks, self.policy, params, batched=True)
             returns.append(episodes.mean_return())
+            if episodes.terminated is None:
+                ended.append(torch.zeros(num_tasks))
+            else:
+                ended.append(episodes.terminated.float().mean(-1))
             if k == inner_steps:
                 break
             data = policy_gradient_data(episodes, self.gamma, self.gae_lambda)
@@ -307,7 +330,7 @@ class MetaRLTrainer:
 
             params = map_tasks(one_step, [params, data], [0, 0], self.learner.batching)
             params = {name: p.detach() for name, p in params.items()}
-        return torch.stack(returns)
+        return Evaluation(torch.stack(returns), torch.stack(ended))
 
     # -- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
