@@ -149,6 +149,10 @@ def test_bad_arguments():
         MultiTaskSampler("metarl/Navigation2D-v0", 0, 10)
     with pytest.raises(TypeError, match="task-distribution protocol"):
         MultiTaskSampler("CartPole-v1", 1, 10)
+    # physics threads belong to the MuJoCo vector forms; elsewhere a clear error at once
+    with pytest.raises(ValueError, match="Navigation2D-v0's takes none"):
+        MultiTaskSampler("metarl/Navigation2D-v0", 1, 10, threads=1)
+    MultiTaskSampler("metarl/HalfCheetahVel-v1", 1, 10, threads=1)
 
 
 def _thread_count() -> int:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.envs.registration import load_env_creator
 from torch import Tensor, nn
 from torch.func import vmap
 
@@ -92,7 +93,15 @@ class MultiTaskSampler:
         self.task_env = self._make()
         if not all(hasattr(self.task_env, m) for m in ("sample_tasks", "set_task", "task")):
             raise TypeError(f"{env_id} does not implement the task-distribution protocol")
-        self.vectorised = fast and gym.spec(env_id).vector_entry_point is not None
+        vector_form = gym.spec(env_id).vector_entry_point
+        self.vectorised = fast and vector_form is not None
+        if isinstance(vector_form, str):  # "module:Class", as gymnasium registers it
+            vector_form = load_env_creator(vector_form)
+        if threads is not None and not getattr(vector_form, "steps_on_threads", False):
+            raise ValueError(
+                f"threads={threads}: only the vector forms of MuJoCo distributions step on "
+                f"threads of their own; {env_id}'s takes none (leave threads=None)"
+            )
         self._vector_envs: dict[int, Any] = {}
         self.threads = threads
         self.policy_threads = policy_threads
