@@ -11,10 +11,12 @@ inverse-dynamics baseline). Where episodes end on success (Meta-World run with
 ``terminate_on_success``, whose returns grow with the steps a failing policy survives) the
 verdicts compare success rates instead of returns. A meta-RL run
 (``experiments/maml_rl.py``, its folder named ``metarl-<learner>-seed<seed>``) is listed
-beside them, adapted on episodes of its own instead of a demonstration. A hand-written
-notes file may be appended.
+beside them, adapted on episodes of its own instead of a demonstration; so is each run
+folder named with ``--meta-rl`` (the MuJoCo table's runs), beside the runs of its
+environment id. A hand-written notes file may be appended.
 
-    python experiments/imitation_report.py --notes experiments/results/imitation/README.md
+    python experiments/imitation_report.py --notes experiments/results/imitation/README.md \
+        --meta-rl experiments/results/mujoco/halfcheetah_vel/maml-trpo-xavier-seed0
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class Settings:
     root: str = "experiments/results/imitation"  # holds <distribution>/<learner>-seed<seed>/
     out: str = "experiments/results/imitation.md"  # the Markdown file to write
     notes: str | None = None  # a hand-written Markdown file appended at the end
+    meta_rl: tuple[str, ...] = ()
+    """``maml_rl.py`` run folders kept elsewhere (the MuJoCo table's), each listed beside the
+    imitation runs of its environment id (an error where there are none)"""
 
 
 def cell(score: dict) -> str:
@@ -190,6 +195,15 @@ def main(argv: list[str] | None = None) -> Path:
         by_distribution.setdefault(path.parent.parent.name, []).append(json.loads(path.read_text()))
     for path in sorted(root.glob("*/metarl-*-seed*/eval.json")):
         by_distribution.setdefault(path.parent.parent.name, []).append(from_meta_rl(path))
+    for folder in s.meta_rl:
+        path = Path(folder) / "eval.json"
+        if not path.is_file():
+            raise SystemExit(f"--meta-rl {folder}: no eval.json of a maml_rl.py run there")
+        row = from_meta_rl(path)
+        same_env = [k for k, results in by_distribution.items() if results[0]["env"] == row["env"]]
+        if not same_env:
+            raise SystemExit(f"--meta-rl {folder}: no imitation run of {row['env']} to join")
+        by_distribution[same_env[0]].append(row)
     lines = ["# Meta-imitation: return after adapting on one demonstration", ""]
     for results in by_distribution.values():
         lines += distribution_section(title(results[0]), results)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from helpers import load_experiment
 
 
@@ -95,3 +97,36 @@ def test_where_episodes_end_on_success_the_verdicts_compare_success_rates(tmp_pa
     assert "50% after one step; within 15% of the expert (>= 85%): **not met**; **not above**" in (
         metasgd
     )
+
+
+def _meta_rl_run(folder, env, mean_return):
+    folder.mkdir(parents=True)
+    (folder / "eval.json").write_text(json.dumps({
+        "env": env, "learner": "maml-trpo", "seed": 0, "inner_steps": [0, 1],
+        "mean_return": mean_return, "std_return": [4.0, 2.0], "n_tasks": 4,
+        "command": "python experiments/maml_rl.py", "machine": "x86_64", "date": "2026-12-07",
+        "train_wall_s": 600.0,
+        "settings": {"iterations": 200, "episodes_per_task": 20, "horizon": 200},
+    }))  # fmt: skip
+
+
+def test_meta_rl_runs_kept_elsewhere_join_the_table_of_their_environment(tmp_path):
+    root = tmp_path / "imitation"
+    folder = root / "nav" / "maml-seed0"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(_result("maml", {0: -40.0, 1: -1.1})))
+    same = tmp_path / "mujoco" / "nav-run"
+    _meta_rl_run(same, "metarl/Navigation2DRandomStart-v0", [-30.0, -6.0])
+    other = tmp_path / "mujoco" / "cheetah-run"
+    _meta_rl_run(other, "metarl/HalfCheetahVel-v1", [-150.0, -100.0])
+    report = load_experiment("imitation_report")
+    args = ["--root", str(root), "--out", str(tmp_path / "imitation.md")]
+    text = report.main([*args, "--meta-rl", str(same)]).read_text()
+    (nav,) = text.split("\n## ")[1:]
+    assert nav.startswith("metarl/Navigation2DRandomStart-v0")
+    assert "| MIL (MAML) |" in nav and "| meta-RL MAML-TRPO (no demonstration) | 0 |" in nav
+    assert "-30.00 ± 2.00 (-) | -6.00 ± 1.00 (-) |" in nav
+    with pytest.raises(SystemExit, match="no imitation run of metarl/HalfCheetahVel-v1"):
+        report.main([*args, "--meta-rl", str(same), str(other)])
+    with pytest.raises(SystemExit, match="missing: no eval.json"):
+        report.main([*args, "--meta-rl", str(tmp_path / "missing")])
